@@ -1,0 +1,19 @@
+"""The GMSA engine: model (encoder, group merging, LSA, decoder), generation and checkpoints."""
+
+from .checkpoint import CheckpointError
+from .config import GMSAConfig
+from .engine import Completion, GMSAEngine
+from .merging import group_merge, num_soft_tokens
+from .model import GMSAModel
+from .soft_prompt import SoftPrompt
+
+__all__ = [
+    "CheckpointError",
+    "Completion",
+    "GMSAConfig",
+    "GMSAEngine",
+    "GMSAModel",
+    "SoftPrompt",
+    "group_merge",
+    "num_soft_tokens",
+]

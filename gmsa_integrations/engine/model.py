@@ -1,0 +1,245 @@
+"""The GMSA network: encoder (first k backbone layers + LoRA) -> group merging -> LSA -> decoder.
+
+`GMSAModel` owns torch modules only; tokenisation, batching and generation live in `engine.py`.
+The decoder is the backbone itself. The encoder and the LSA block are *copies* of backbone layers,
+so fine-tuning the decoder (KEFT) never changes the encoder's view of a passage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .config import GMSAConfig
+from .merging import group_merge
+
+
+class _NoEmbedding(nn.Module):
+    """Stands in for ``embed_tokens`` in the LSA copy, which only ever receives ``inputs_embeds``."""
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover - never called
+        raise RuntimeError("the LSA module reads inputs_embeds only")
+
+
+def base_model_of(causal_lm: PreTrainedModel) -> PreTrainedModel:
+    """The transformer stack (e.g. ``LlamaModel``) inside an ``AutoModelForCausalLM``."""
+    base = getattr(causal_lm, getattr(causal_lm, "base_model_prefix", "model"), None)
+    if base is None or not hasattr(base, "layers") or not hasattr(base, "embed_tokens"):
+        raise TypeError(
+            f"{type(causal_lm).__name__} is not a Llama/Qwen2-style causal LM "
+            "(expected `.model.layers` and `.model.embed_tokens`)"
+        )
+    return base
+
+
+def truncated_copy(causal_lm: PreTrainedModel, num_layers: int, *, share_embeddings: bool) -> PreTrainedModel:
+    """A base model holding deep copies of the first ``num_layers`` layers and the final norm.
+
+    Built on the meta device and filled with copies, so no weights are randomly initialised and
+    the dtype/device of the backbone carry over.
+    """
+    base = base_model_of(causal_lm)
+    total = len(base.layers)
+    if not 0 <= num_layers <= total:
+        raise ValueError(f"cannot take {num_layers} layers from a backbone with {total} layers")
+    config = copy.deepcopy(base.config)
+    for name, value in list(vars(config).items()):
+        if isinstance(value, list) and len(value) == total and name != "architectures":
+            setattr(config, name, value[:num_layers])  # per-layer settings such as Qwen2's layer_types
+    config.num_hidden_layers = num_layers
+    with torch.device("meta"):
+        copy_model = type(base)(config)
+    copy_model.embed_tokens = base.embed_tokens if share_embeddings else _NoEmbedding()
+    copy_model.layers = nn.ModuleList(copy.deepcopy(base.layers[i]) for i in range(num_layers))
+    for name, child in base.named_children():
+        if name not in ("embed_tokens", "layers"):
+            setattr(copy_model, name, copy.deepcopy(child))
+    leftovers = [n for n, t in [*copy_model.named_parameters(), *copy_model.named_buffers()] if t.is_meta]
+    if leftovers:
+        raise TypeError(f"unsupported backbone {type(base).__name__}: could not copy {leftovers[:3]}")
+    return copy_model
+
+
+def _linear_names(module: nn.Module) -> list[str]:
+    return sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules() if isinstance(m, nn.Linear)})
+
+
+class GMSAModel(nn.Module):
+    """Encoder, group merging, Layer Semantic Alignment and decoder, as one module."""
+
+    def __init__(self, backbone: PreTrainedModel, config: GMSAConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        base = base_model_of(backbone)
+        num_layers = len(base.layers)
+        if config.encoder_layers > num_layers:
+            raise ValueError(f"encoder_layers={config.encoder_layers} exceeds the backbone's {num_layers} layers")
+        if config.lsa_layers > num_layers:
+            raise ValueError(f"lsa_layers={config.lsa_layers} exceeds the backbone's {num_layers} layers")
+        backbone.requires_grad_(False)
+
+        self.encoder = truncated_copy(backbone, config.encoder_layers, share_embeddings=True)
+        self.encoder.requires_grad_(False)
+        if config.lora_r > 0:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            targets = config.lora_target_modules or _linear_names(self.encoder.layers)
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=targets,
+            )
+            inject_adapter_in_model(lora, self.encoder)
+            for module in self.encoder.modules():  # new adapters follow the backbone's device/dtype
+                for child_name in ("lora_A", "lora_B"):
+                    if hasattr(module, child_name):
+                        getattr(module, child_name).to(base.embed_tokens.weight.dtype)
+
+        self.lsa = truncated_copy(backbone, config.lsa_layers, share_embeddings=False)
+        self.lsa.requires_grad_(True)
+
+        hidden = backbone.config.hidden_size
+        if config.paradigm == "memory-tokens":
+            if config.memory_tokens < 1:
+                raise ValueError("the memory-tokens paradigm needs GMSAConfig.memory_tokens >= 1")
+            dtype, device = base.embed_tokens.weight.dtype, base.embed_tokens.weight.device
+            self.memory = nn.Parameter(torch.randn(config.memory_tokens, hidden, dtype=dtype, device=device) * 0.02)
+            self.memory_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden)).to(
+                device=device, dtype=dtype
+            )
+        self._original_decoder: dict[str, torch.Tensor] = {}
+
+    # ----------------------------------------------------------------------------- parts
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone.config.hidden_size
+
+    @property
+    def embed_tokens(self) -> nn.Embedding:
+        return base_model_of(self.backbone).embed_tokens
+
+    def gmsa_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights GMSA adds on top of the backbone (what a checkpoint stores)."""
+        state: dict[str, torch.Tensor] = {}
+        for name, tensor in self.encoder.state_dict().items():
+            if "lora_" in name:
+                state[f"encoder.{name}"] = tensor
+        for name, tensor in self.lsa.state_dict().items():
+            state[f"lsa.{name}"] = tensor
+        if self.config.paradigm == "memory-tokens":
+            state["memory"] = self.memory.data
+            for name, tensor in self.memory_mlp.state_dict().items():
+                state[f"memory_mlp.{name}"] = tensor
+        for name in self._original_decoder:
+            state[f"decoder.{name}"] = self.backbone.get_parameter(name).data
+        return state
+
+    def load_gmsa_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of `gmsa_state_dict`; ``decoder.*`` entries become KEFT overrides of the backbone."""
+        overrides = {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
+        own = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+        expected = {k: v for k, v in self.gmsa_state_dict().items() if not k.startswith("decoder.")}
+        missing, unexpected = sorted(set(expected) - set(own)), sorted(set(own) - set(expected))
+        if missing or unexpected:
+            raise KeyError(f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+        for name, tensor in own.items():
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise ValueError(
+                    f"tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
+                )
+        with torch.no_grad():
+            for name, tensor in own.items():
+                expected[name].copy_(tensor)
+        self.set_decoder_overrides(overrides)
+
+    # ----------------------------------------------------------------------------- KEFT overrides
+    def set_decoder_overrides(self, overrides: dict[str, torch.Tensor]) -> None:
+        """Replace some decoder weights by KEFT-tuned ones, keeping the originals for the plain-text path."""
+        self.restore_original_decoder()
+        for name, tensor in overrides.items():
+            try:
+                param = self.backbone.get_parameter(name)
+            except AttributeError:
+                raise KeyError(f"KEFT tensor {name!r} is not a parameter of the backbone") from None
+            if tuple(param.shape) != tuple(tensor.shape):
+                raise ValueError(f"KEFT tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(param.shape)}")
+            self._original_decoder[name] = param.data
+            param.data = tensor.to(device=param.device, dtype=param.dtype).clone()
+
+    def restore_original_decoder(self) -> None:
+        """Drop every KEFT override (the decoder becomes the untouched backbone again)."""
+        for name, original in self._original_decoder.items():
+            self.backbone.get_parameter(name).data = original
+        self._original_decoder = {}
+
+    @property
+    def has_decoder_overrides(self) -> bool:
+        return bool(self._original_decoder)
+
+    @contextlib.contextmanager
+    def original_decoder(self) -> Iterator[None]:
+        """Temporarily serve the backbone as it was before KEFT (callers hold the engine lock)."""
+        tuned = {name: self.backbone.get_parameter(name).data for name in self._original_decoder}
+        for name, original in self._original_decoder.items():
+            self.backbone.get_parameter(name).data = original
+        try:
+            yield
+        finally:
+            for name, tensor in tuned.items():
+                self.backbone.get_parameter(name).data = tensor
+
+    # ----------------------------------------------------------------------------- compression
+    def encode_and_merge(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder + group merging over right-padded windows -> ``(pooled [W, G, H], counts [W])``."""
+        if self.config.paradigm == "memory-tokens":
+            return self._encode_memory_tokens(input_ids, lengths, rate)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        attention_mask = (positions[None, :] < lengths[:, None]).long()
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return group_merge(hidden, lengths, rate)
+
+    def _encode_memory_tokens(
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ICAE-style baseline: learnable memory tokens follow the context; their states become soft tokens."""
+        counts = (lengths + rate - 1) // rate
+        if int(counts.max()) > self.config.memory_tokens:
+            raise ValueError(
+                f"this memory-tokens model has {self.config.memory_tokens} memory tokens; "
+                f"rate {rate} over a {int(lengths.max())}-token window needs {int(counts.max())}"
+            )
+        batch = input_ids.shape[0]
+        width = int((lengths + counts).max())
+        embeds = self.embed_tokens(input_ids)
+        rows = torch.zeros(batch, width, self.hidden_size, dtype=embeds.dtype, device=embeds.device)
+        mask = torch.zeros(batch, width, dtype=torch.long, device=embeds.device)
+        for b in range(batch):
+            length, count = int(lengths[b]), int(counts[b])
+            rows[b, :length] = embeds[b, :length]
+            rows[b, length : length + count] = self.memory[:count]
+            mask[b, : length + count] = 1
+        hidden = self.encoder(inputs_embeds=rows, attention_mask=mask).last_hidden_state
+        pooled = torch.zeros(batch, int(counts.max()), self.hidden_size, dtype=hidden.dtype, device=hidden.device)
+        for b in range(batch):
+            length, count = int(lengths[b]), int(counts[b])
+            pooled[b, :count] = self.memory_mlp(hidden[b, length : length + count])
+        return pooled, counts
+
+    def align(self, pooled: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Layer Semantic Alignment over right-padded pooled vectors (causal, positions 0..m-1)."""
+        if self.config.paradigm == "memory-tokens" or self.config.lsa_layers == 0:
+            return pooled
+        positions = torch.arange(pooled.shape[1], device=pooled.device)
+        attention_mask = (positions[None, :] < counts[:, None]).long()
+        position_ids = positions[None, :].expand(pooled.shape[0], -1)
+        out = self.lsa(inputs_embeds=pooled, attention_mask=attention_mask, position_ids=position_ids)
+        return out.last_hidden_state

@@ -1,0 +1,46 @@
+"""`SoftPrompt`: the soft tokens of one passage, as produced by `GMSAEngine.compress`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SoftPrompt:
+    """Soft tokens that stand for one passage in the decoder's ``inputs_embeds``.
+
+    Attributes:
+        embeddings: ``[ceil(source_tokens / rate), hidden]`` tensor, on the engine's device and dtype.
+        source_tokens: number of context tokens L the passage had (``tokenizer(text, add_special_tokens=False)``).
+        rate: compression rate r used.
+        fingerprint: identity of the engine that made it; another engine refuses it.
+    """
+
+    embeddings: torch.Tensor
+    source_tokens: int
+    rate: int
+    fingerprint: str = ""
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of soft tokens (``ceil(source_tokens / rate)``)."""
+        return int(self.embeddings.shape[0])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> SoftPrompt:
+        """The same soft prompt with its embeddings on ``device`` / in ``dtype``."""
+        moved = self.embeddings.to(device=device, dtype=dtype)
+        if moved is self.embeddings:
+            return self
+        return SoftPrompt(moved, self.source_tokens, self.rate, self.fingerprint)
+
+    def __repr__(self) -> str:
+        return (
+            f"SoftPrompt(num_tokens={self.num_tokens}, source_tokens={self.source_tokens}, rate={self.rate}, "
+            f"dtype={self.embeddings.dtype}, fingerprint={self.fingerprint[:12]!r})"
+        )

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+
+from gmsa_integrations import CheckpointError, GMSAEngine
+from tests.conftest import make_engine
+
+TEXTS = ["Mira Solen was born in Kethport.", "Orvan Tools is headquartered in Dalby."]
+
+
+def _override_q(engine):
+    name = "model.layers.1.self_attn.q_proj.weight"
+    engine.model.set_decoder_overrides({name: engine.model.backbone.get_parameter(name) * 0.5})
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_save_load_round_trip_gives_identical_soft_tokens_and_text(tmp_path, arch):
+    engine = make_engine(arch)
+    _override_q(engine)
+    engine.save_pretrained(tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["backbone", "gmsa_config.json", "gmsa_weights.safetensors"]
+    assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in (tmp_path / "ckpt").rglob("*"))
+
+    loaded = GMSAEngine.from_pretrained(tmp_path / "ckpt")
+    assert loaded.fingerprint == engine.fingerprint
+    for a, b in zip(engine.compress(TEXTS), loaded.compress(TEXTS)):
+        assert torch.equal(a.embeddings, b.embeddings)
+    sps = engine.compress(TEXTS)
+    assert loaded.generate("Where?", soft_prompts=sps, max_new_tokens=12) == engine.generate(
+        "Where?", soft_prompts=sps, max_new_tokens=12
+    )
+    # the bundled backbone is the original one: plain text is served identically
+    assert loaded.generate("Where?", max_new_tokens=12) == engine.generate("Where?", max_new_tokens=12)
+
+
+def test_saving_twice_overwrites_cleanly(tmp_path):
+    engine = make_engine()
+    engine.save_pretrained(tmp_path)
+    engine.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone", "gmsa_config.json", "gmsa_weights.safetensors"]
+
+
+def test_corrupted_weights_are_reported_with_the_file_name(tmp_path):
+    make_engine().save_pretrained(tmp_path)
+    weights = tmp_path / "gmsa_weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="gmsa_weights.safetensors.*checksum"):
+        GMSAEngine.from_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "gmsa_config.json").read_text())
+    meta.pop("weights_sha256")
+    (tmp_path / "gmsa_config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="gmsa_weights.safetensors.*not a valid safetensors"):
+        GMSAEngine.from_pretrained(tmp_path)
+
+
+def test_mismatched_config_is_reported_with_the_file_name(tmp_path):
+    make_engine().save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "gmsa_config.json").read_text())
+    meta["gmsa"]["lora_r"] = 4
+    (tmp_path / "gmsa_config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="gmsa_weights.safetensors.*does not match"):
+        GMSAEngine.from_pretrained(tmp_path)
+
+
+def test_invalid_or_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="gmsa_config.json.*not found"):
+        GMSAEngine.from_pretrained(tmp_path)
+    (tmp_path / "gmsa_config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="gmsa_config.json.*not valid JSON"):
+        GMSAEngine.from_pretrained(tmp_path)
+    (tmp_path / "gmsa_config.json").write_text(json.dumps({"format_version": 1, "gmsa": {"bogus": 1}}))
+    with pytest.raises(CheckpointError, match="invalid GMSA config"):
+        GMSAEngine.from_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="path"):
+        GMSAEngine.from_pretrained(123)

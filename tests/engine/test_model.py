@@ -1,0 +1,54 @@
+import torch
+
+from gmsa_integrations.engine.model import base_model_of
+from tests.conftest import make_engine
+
+
+def test_lsa_is_initialised_from_decoder_layer_zero_and_final_norm(engine):
+    base = base_model_of(engine.model.backbone)
+    lsa = engine.model.lsa
+    assert len(lsa.layers) == 1
+    for (name, p_lsa), (_, p_dec) in zip(lsa.layers[0].state_dict().items(), base.layers[0].state_dict().items()):
+        torch.testing.assert_close(p_lsa, p_dec, msg=name)
+        assert p_lsa.data_ptr() != p_dec.data_ptr()  # a copy, so training LSA leaves the decoder alone
+    torch.testing.assert_close(lsa.norm.weight, base.norm.weight)
+
+
+def test_encoder_is_the_first_k_backbone_layers_with_lora(engine):
+    base = base_model_of(engine.model.backbone)
+    assert len(engine.model.encoder.layers) == engine.config.encoder_layers
+    q_enc = engine.model.encoder.layers[1].self_attn.q_proj
+    torch.testing.assert_close(q_enc.base_layer.weight, base.layers[1].self_attn.q_proj.weight)
+    lora_names = [n for n, _ in engine.model.encoder.named_parameters() if "lora_" in n]
+    for proj in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        assert any(proj in n for n in lora_names), proj
+
+
+def test_only_lora_and_lsa_are_trainable_and_decoder_is_frozen(engine):
+    trainable = {n for n, p in engine.model.named_parameters() if p.requires_grad}
+    assert trainable
+    assert all(n.startswith("lsa.") or "lora_" in n for n in trainable)
+    assert not any(p.requires_grad for p in engine.model.backbone.parameters())
+
+
+def test_compress_and_generate_leave_decoder_parameters_untouched():
+    engine = make_engine("llama")
+    before = {k: v.clone() for k, v in engine.model.backbone.state_dict().items()}
+    sps = engine.compress(["The river Olm flows north."], rate=4)
+    engine.generate("Where?", soft_prompts=sps, max_new_tokens=4)
+    engine.generate("Where?", max_new_tokens=4)
+    for name, tensor in engine.model.backbone.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_decoder_overrides_are_used_for_soft_prompts_and_original_for_plain_text():
+    engine = make_engine("llama")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    original = engine.model.backbone.get_parameter(name).detach().clone()
+    engine.model.set_decoder_overrides({name: torch.zeros_like(original)})
+    assert torch.count_nonzero(engine.model.backbone.get_parameter(name)) == 0
+    with engine.model.original_decoder():
+        torch.testing.assert_close(engine.model.backbone.get_parameter(name), original)
+    assert torch.count_nonzero(engine.model.backbone.get_parameter(name)) == 0
+    engine.model.restore_original_decoder()
+    torch.testing.assert_close(engine.model.backbone.get_parameter(name), original)
