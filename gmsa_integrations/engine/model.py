@@ -137,8 +137,8 @@ class GMSAModel(nn.Module):
             state["memory"] = self.memory.data
             for name, tensor in self.memory_mlp.state_dict().items():
                 state[f"memory_mlp.{name}"] = tensor
-        for name in self._original_decoder:
-            state[f"decoder.{name}"] = self.backbone.get_parameter(name).data
+        for name, tensor in self.decoder_overrides().items():
+            state[f"decoder.{name}"] = tensor
         return state
 
     def load_gmsa_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -179,6 +179,10 @@ class GMSAModel(nn.Module):
             self.backbone.get_parameter(name).data = original
         self._original_decoder = {}
 
+    def decoder_overrides(self) -> dict[str, torch.Tensor]:
+        """The KEFT-tuned decoder tensors currently in place, by backbone parameter name."""
+        return {name: self.backbone.get_parameter(name).data for name in self._original_decoder}
+
     @property
     def has_decoder_overrides(self) -> bool:
         return bool(self._original_decoder)
@@ -197,7 +201,7 @@ class GMSAModel(nn.Module):
 
     # ----------------------------------------------------------------------------- compression
     def encode_and_merge(
-        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder + group merging over right-padded windows -> ``(pooled [W, G, H], counts [W])``."""
         if self.config.paradigm == "memory-tokens":
@@ -208,7 +212,7 @@ class GMSAModel(nn.Module):
         return group_merge(hidden, lengths, rate)
 
     def _encode_memory_tokens(
-        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int
+        self, input_ids: torch.Tensor, lengths: torch.Tensor, rate: int | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """ICAE-style baseline: learnable memory tokens follow the context; their states become soft tokens."""
         counts = (lengths + rate - 1) // rate

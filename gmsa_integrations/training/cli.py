@@ -1,0 +1,62 @@
+"""``gmsa train ae|keft``: flags mirror `TrainConfig` fields; ``--config FILE.yaml`` takes the same keys."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .trainer import TrainConfig, parse_rates
+
+_FLAGS: list[tuple[str, type | None, str]] = [
+    ("backbone", str, "backbone path or hub id (autoencoder from a backbone)"),
+    ("init", str, "GMSA checkpoint to continue from (KEFT starts from the autoencoder)"),
+    ("data", str, "JSON Lines file or datasets directory"),
+    ("output-dir", str, "where the checkpoint and log.jsonl go"),
+    ("max-steps", int, "optimizer steps"),
+    ("batch-size", int, "per-device batch size"),
+    ("learning-rate", float, "default 1e-4 (ae) / 1e-5 (keft)"),
+    ("rates", parse_rates, "compression rates sampled per sample, e.g. 4,8 (one value: fixed rate)"),
+    ("encoder-layers", int, "backbone layers used as the encoder"),
+    ("lsa-layers", int, "decoder layers copied into LSA"),
+    ("lora-r", int, "encoder LoRA rank"),
+    ("lora-alpha", int, "encoder LoRA alpha"),
+    ("paradigm", str, "group-merging (GMSA) or memory-tokens (ICAE-style baseline)"),
+    ("memory-tokens", int, "memory tokens of the baseline"),
+    ("keft-mode", str, "qkv (Q/K/V of every decoder layer, paper v1) or full (whole decoder, v2)"),
+    ("max-length", int, "context tokens per passage"),
+    ("max-window-tokens", int, "encoder window"),
+    ("instruction", str, "autoencoder instruction"),
+    ("qa-template", str, "KEFT prompt template with {question}"),
+    ("gradient-accumulation-steps", int, "micro-batches per optimizer step"),
+    ("warmup-steps", int, "linear warm-up steps"),
+    ("logging-steps", int, "log every N steps"),
+    ("save-steps", int, "checkpoint every N steps"),
+    ("seed", int, "random seed"),
+]
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train GMSA (autoencoder, then KEFT)")
+    stages = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for stage, help_text in (("ae", "stage 1: autoencoder pretraining"), ("keft", "stage 2: knowledge extraction")):
+        parser = stages.add_parser(stage, help=help_text)
+        parser.add_argument("--config", help="YAML file with the same keys as the flags")
+        for flag, kind, help_flag in _FLAGS:
+            parser.add_argument(f"--{flag}", type=kind, default=None, help=help_flag)
+        parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+        parser.add_argument("--resume", nargs="?", const=True, default=None, help="resume (latest or given checkpoint)")
+        parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+        parser.add_argument("--no-progress", dest="show_progress", action="store_false", default=None)
+        parser.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .trainer import train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    given["stage"] = args.stage
+    config = TrainConfig.from_yaml(args.config, **given) if args.config else TrainConfig(**given)
+    train(config)
+    print(f"checkpoint written to {config.output_dir}")
+    return 0

@@ -1,0 +1,170 @@
+"""The training objective: batches of (passages, prompt, target) -> cross-entropy on the target.
+
+`GMSACollator` turns validated rows into padded tensors, sampling one compression rate per sample.
+`GMSAObjective` runs encoder -> group merging -> LSA -> decoder over ``[soft][prompt][target+EOS]``,
+each sample packed contiguously and right-padded as a whole, with the loss on target tokens only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine.model import GMSAModel, base_model_of
+from .data import AERow, QARow
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), max(width, 1)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
+
+
+@dataclass
+class GMSACollator:
+    """Rows -> tensors. The rate of sample ``i`` is drawn from ``rates`` by a RNG seeded with ``(seed, i)``,
+    so a resumed or multi-process run sees the same rate for the same sample."""
+
+    tokenizer: Any
+    rates: Sequence[int]
+    window_tokens: int
+    max_length: int = 512
+    instruction: str = "Restate the aforementioned Text."
+    qa_template: str = "{question}"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.rates or any(not isinstance(r, int) or r < 1 for r in self.rates):
+            raise ValueError(f"rates must be positive ints, got {list(self.rates)!r}")
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos_token_id; GMSA targets end with EOS")
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self._instruction_ids = self._ids(self.instruction)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def sample_rate(self, index: int) -> int:
+        return random.Random(f"{self.seed}:{index}").choice(list(self.rates))
+
+    def __call__(self, items: list[tuple[int, AERow | QARow]]) -> dict[str, torch.Tensor]:
+        windows, window_rates, window_passage, passage_sample = [], [], [], []
+        prompts, targets = [], []
+        eos = self.tokenizer.eos_token_id
+        for sample, (index, row) in enumerate(items):
+            rate = self.sample_rate(index)
+            if isinstance(row, AERow):
+                text_ids = self._ids(row.text)[: self.max_length]
+                passages, prompt, target = [text_ids], self._instruction_ids, text_ids
+            else:
+                passages = [self._ids(p)[: self.max_length] for p in row.passages]
+                prompt, target = self._ids(self.qa_template.format(question=row.question)), self._ids(row.answers[0])
+            window = max(rate, (self.window_tokens // rate) * rate)
+            for ids in passages:
+                passage = len(passage_sample)
+                passage_sample.append(sample)
+                for start in range(0, len(ids), window):
+                    windows.append(ids[start : start + window])
+                    window_rates.append(rate)
+                    window_passage.append(passage)
+            prompts.append(prompt)
+            targets.append([*target, eos])
+        enc_ids, enc_lengths = _pad(windows, self.pad_id)
+        prompt_ids, prompt_lengths = _pad(prompts, self.pad_id)
+        target_ids, target_lengths = _pad(targets, self.pad_id)
+        return {
+            "enc_input_ids": enc_ids,
+            "enc_lengths": enc_lengths,
+            "enc_rates": torch.tensor(window_rates, dtype=torch.long),
+            "window_passage": torch.tensor(window_passage, dtype=torch.long),
+            "passage_sample": torch.tensor(passage_sample, dtype=torch.long),
+            "prompt_ids": prompt_ids,
+            "prompt_lengths": prompt_lengths,
+            "target_ids": target_ids,
+            "target_lengths": target_lengths,
+        }
+
+
+class GMSAObjective(nn.Module):
+    """Wraps a `GMSAModel` so that ``forward(**batch)`` returns ``{"loss": ...}`` (what HF Trainer expects)."""
+
+    def __init__(self, model: GMSAModel, train_compressor: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.train_compressor = train_compressor
+        """False in KEFT: soft tokens are computed without gradients (encoder and LSA frozen)."""
+
+    def soft_tokens(
+        self,
+        enc_input_ids: torch.Tensor,
+        enc_lengths: torch.Tensor,
+        enc_rates: torch.Tensor,
+        window_passage: torch.Tensor,
+        num_passages: int,
+    ) -> list[torch.Tensor]:
+        """One ``[m, hidden]`` tensor per passage, windows concatenated in order, after LSA."""
+        hidden = self.model.hidden_size
+        per_passage: list[list[torch.Tensor]] = [[] for _ in range(num_passages)]
+        real = enc_lengths > 0
+        if bool(real.any()):
+            pooled, counts = self.model.encode_and_merge(enc_input_ids[real], enc_lengths[real], enc_rates[real])
+            for row, passage in enumerate(window_passage[real].tolist()):
+                per_passage[passage].append(pooled[row, : int(counts[row])])
+        merged = [torch.cat(parts) if parts else None for parts in per_passage]
+        nonempty = [p for p, m in enumerate(merged) if m is not None]
+        dtype, device = self.model.embed_tokens.weight.dtype, enc_input_ids.device
+        out = [torch.zeros(0, hidden, dtype=dtype, device=device) for _ in range(num_passages)]
+        if nonempty:
+            counts = torch.tensor([merged[p].shape[0] for p in nonempty], device=device)
+            padded = nn.utils.rnn.pad_sequence([merged[p] for p in nonempty], batch_first=True)
+            aligned = self.model.align(padded, counts)
+            for row, p in enumerate(nonempty):
+                out[p] = aligned[row, : int(counts[row])]
+        return out
+
+    def forward(
+        self,
+        enc_input_ids: torch.Tensor,
+        enc_lengths: torch.Tensor,
+        enc_rates: torch.Tensor,
+        window_passage: torch.Tensor,
+        passage_sample: torch.Tensor,
+        prompt_ids: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        target_ids: torch.Tensor,
+        target_lengths: torch.Tensor,
+        **_: Any,
+    ) -> dict[str, torch.Tensor]:
+        with torch.set_grad_enabled(self.train_compressor and torch.is_grad_enabled()):
+            soft = self.soft_tokens(enc_input_ids, enc_lengths, enc_rates, window_passage, len(passage_sample))
+        embed = self.model.embed_tokens
+        rows, labels = [], []
+        for b in range(prompt_ids.shape[0]):
+            passages = (passage_sample == b).nonzero().flatten().tolist()
+            prompt = prompt_ids[b, : int(prompt_lengths[b])]
+            target = target_ids[b, : int(target_lengths[b])]
+            parts = [soft[p].to(embed.weight.dtype) for p in passages] + [embed(prompt), embed(target)]
+            rows.append(torch.cat(parts))
+            n_context = rows[-1].shape[0] - target.shape[0]
+            labels.append(torch.cat([target.new_full((n_context,), -100), target]))
+        inputs_embeds = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        label_ids = nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-100)
+        lengths = torch.tensor([r.shape[0] for r in rows], device=inputs_embeds.device)
+        attention_mask = (
+            torch.arange(inputs_embeds.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+        ).long()
+        hidden = base_model_of(self.model.backbone)(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        # position t predicts token t+1: score only the positions whose next token is a target token
+        next_labels = label_ids[:, 1:]
+        selected = next_labels != -100
+        logits = self.model.backbone.get_output_embeddings()(hidden.last_hidden_state[:, :-1][selected])
+        loss = F.cross_entropy(logits.float(), next_labels[selected])
+        return {"loss": loss}

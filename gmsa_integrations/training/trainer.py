@@ -1,0 +1,291 @@
+"""GMSA training on Hugging Face `Trainer`: stage 1 (autoencoder) and stage 2 (KEFT).
+
+`Trainer` brings DDP/FSDP/DeepSpeed (via torchrun or accelerate), bf16, gradient accumulation,
+checkpoint/resume, progress bars and logging; this module only decides *what* is trained and
+how a checkpoint is written (as a GMSA checkpoint that `GMSAEngine.from_pretrained` loads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from ..engine import GMSAConfig, GMSAEngine
+from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json
+from .data import read_rows
+from .objective import GMSACollator, GMSAObjective
+
+Stage = Literal["ae", "keft"]
+KEFTMode = Literal["qkv", "full"]
+QKV_PATTERN = re.compile(r"\.self_attn\.(q_proj|k_proj|v_proj)\.(weight|bias)$")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; CLI flags and YAML keys use the same names."""
+
+    stage: Stage
+    """``ae`` (autoencoder pretraining) or ``keft`` (knowledge-extraction fine-tuning)."""
+    data: str
+    """JSON Lines file or a ``datasets.save_to_disk`` directory."""
+    output_dir: str
+    backbone: str | None = None
+    """Local path or hub id of the backbone (stage ``ae`` from scratch)."""
+    init: str | None = None
+    """A GMSA checkpoint to continue from (required for ``keft``)."""
+    max_steps: int = 1000
+    batch_size: int = 4
+    learning_rate: float | None = None
+    """Default: 1e-4 for ``ae`` and 1e-5 for ``keft`` (the paper's)."""
+    rates: list[int] = field(default_factory=lambda: [4, 8])
+    """A compression rate is sampled per sample from this set; one value means fixed-rate training."""
+    encoder_layers: int = 8
+    lsa_layers: int = 1
+    lora_r: int = 128
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    paradigm: Literal["group-merging", "memory-tokens"] = "group-merging"
+    memory_tokens: int = 0
+    """Memory tokens of the ``memory-tokens`` baseline (0: enough for the smallest rate)."""
+    keft_mode: KEFTMode = "qkv"
+    """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2)."""
+    max_length: int = 512
+    """Context tokens per passage (longer passages are truncated)."""
+    max_window_tokens: int = 512
+    instruction: str = "Restate the aforementioned Text."
+    qa_template: str = "{question}"
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    warmup_steps: int = 0
+    max_grad_norm: float = 2.0
+    weight_decay: float = 0.0
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    seed: int = 42
+    bf16: bool | None = None
+    """Mixed precision; default: on when CUDA supports bf16."""
+    resume: bool | str = False
+    """``True``: the latest ``checkpoint-*`` in ``output_dir``; or a checkpoint path."""
+    show_progress: bool = True
+    dataloader_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("ae", "keft"):
+            raise ValueError(f"stage must be 'ae' or 'keft', got {self.stage!r}")
+        if self.stage == "keft" and not self.init:
+            raise ValueError("KEFT starts from an autoencoder checkpoint: pass init (--init DIR)")
+        if self.stage == "ae" and not (self.backbone or self.init):
+            raise ValueError("autoencoder training needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
+        if self.keft_mode not in ("qkv", "full"):
+            raise ValueError(f"keft_mode must be 'qkv' or 'full', got {self.keft_mode!r}")
+        if isinstance(self.rates, str):
+            self.rates = parse_rates(self.rates)
+        if not self.rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.rates):
+            raise ValueError(f"rates must be positive ints, got {self.rates!r}")
+        for name in ("max_steps", "batch_size", "max_length", "gradient_accumulation_steps", "logging_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.learning_rate is None:
+            self.learning_rate = 1e-4 if self.stage == "ae" else 1e-5
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> TrainConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of training options")
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown training options {unknown}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def parse_rates(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"rates must be comma-separated positive ints such as '4,8', got {text!r}") from None
+
+
+class _IndexedRows(Dataset):
+    def __init__(self, rows: list) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[int, Any]:
+        return index, self.rows[index]
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Appends one JSON object per logging step (``step``, ``loss``, ``learning_rate``, ...) to log.jsonl."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        record = {"step": state.global_step, **logs}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+class GMSATrainer(Trainer):
+    """`Trainer` whose checkpoints are GMSA checkpoints (safetensors + JSON), not a raw state dict."""
+
+    def __init__(self, *args: Any, engine: GMSAEngine, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine = engine
+
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        self.engine.save_pretrained(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        meta = read_json(Path(resume_from_checkpoint) / "gmsa_config.json")
+        tensors = load_tensors(Path(resume_from_checkpoint) / WEIGHTS_NAME, meta.get("weights_sha256"))
+        self.engine.model.load_gmsa_state_dict(tensors)
+
+
+def _build_engine(config: TrainConfig) -> GMSAEngine:
+    dtype = torch.bfloat16 if _use_bf16(config) else torch.float32
+    if config.init:
+        engine = GMSAEngine.from_pretrained(config.init, dtype=dtype)
+    else:
+        memory = config.memory_tokens or (-(-config.max_window_tokens // min(config.rates)))
+        gmsa = GMSAConfig(
+            encoder_layers=config.encoder_layers,
+            lsa_layers=0 if config.paradigm == "memory-tokens" else config.lsa_layers,
+            lora_r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            default_rate=min(config.rates),
+            max_window_tokens=config.max_window_tokens,
+            ae_instruction=config.instruction,
+            paradigm=config.paradigm,
+            memory_tokens=memory if config.paradigm == "memory-tokens" else 0,
+        )
+        engine = GMSAEngine.from_backbone(config.backbone, config=gmsa, dtype=dtype)
+        if Path(config.backbone).is_dir():
+            engine.backbone_ref = str(Path(config.backbone).resolve())
+    return engine
+
+
+def select_trainable(engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qkv") -> list[str]:
+    """Freeze everything, then unfreeze exactly what the stage trains; returns the trainable names."""
+    model = engine.model
+    model.requires_grad_(False)
+    if stage == "ae":
+        for name, param in model.encoder.named_parameters():
+            param.requires_grad = "lora_" in name
+        if model.config.paradigm == "memory-tokens":
+            model.memory.requires_grad = True
+            model.memory_mlp.requires_grad_(True)
+        else:
+            model.lsa.requires_grad_(True)
+    else:
+        if keft_mode not in ("qkv", "full"):
+            raise ValueError(f"keft_mode must be 'qkv' or 'full', got {keft_mode!r}")
+        tied = model.backbone.get_input_embeddings().weight
+        names = []
+        for name, param in model.backbone.named_parameters():
+            if param is tied:
+                continue  # the encoder shares the input embeddings; changing them would change soft tokens
+            if keft_mode == "full" or QKV_PATTERN.search(name):
+                names.append(name)
+        overrides = {n: model.backbone.get_parameter(n).data for n in names}
+        model.set_decoder_overrides({**model.decoder_overrides(), **overrides})
+        for name in names:
+            model.backbone.get_parameter(name).requires_grad = True
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()  # optimizer state and updates in fp32; autocast does the rest
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def _use_bf16(config: TrainConfig) -> bool:
+    if config.bf16 is not None:
+        return bool(config.bf16)
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def train(config: TrainConfig) -> GMSAEngine:
+    """Run one training stage and write a GMSA checkpoint (plus ``log.jsonl``) to ``config.output_dir``."""
+    rows = read_rows(config.data, "ae" if config.stage == "ae" else "qa")
+    engine = _build_engine(config)
+    select_trainable(engine, config.stage, config.keft_mode)
+    if config.gradient_checkpointing:
+        engine.model.encoder.gradient_checkpointing_enable({"use_reentrant": False})
+        engine.model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
+    collator = GMSACollator(
+        engine.tokenizer,
+        rates=config.rates,
+        window_tokens=engine.window_tokens,
+        max_length=config.max_length,
+        instruction=config.instruction,
+        qa_template=config.qa_template,
+        seed=config.seed,
+    )
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        seed=config.seed,
+        bf16=_use_bf16(config),
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=not config.show_progress,
+        dataloader_num_workers=config.dataloader_workers,
+        ddp_find_unused_parameters=False,
+    )
+    trainer = GMSATrainer(
+        model=GMSAObjective(engine.model, train_compressor=config.stage == "ae"),
+        args=args,
+        train_dataset=_IndexedRows(rows),
+        data_collator=collator,
+        callbacks=[JsonlLogCallback(output_dir / "log.jsonl")],
+        engine=engine,
+    )
+    resume = config.resume
+    if resume is True:
+        resume = _latest_checkpoint(output_dir)
+    trainer.train(resume_from_checkpoint=resume or None)
+    engine.model.eval()
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(output_dir))
+    engine.refresh_fingerprint()
+    return engine
+
+
+def _latest_checkpoint(output_dir: Path) -> str | None:
+    found = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None

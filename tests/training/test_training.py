@@ -1,0 +1,247 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gmsa_integrations import GMSAEngine
+from gmsa_integrations.cli import main as cli_main
+from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations.training import DataError, TrainConfig, read_rows, train
+
+FACTS = [
+    "Mira Solen was born in Kethport.",
+    "Orvan Tools is based in Dalby.",
+    "The river Anwe flows north.",
+    "Tamsin Reil founded Orvan Tools.",
+]
+QA = [
+    {"question": "Where was Mira born?", "answers": ["Kethport"], "passages": [FACTS[0], FACTS[2]]},
+    {"question": "Where is Orvan Tools?", "answers": ["Dalby"], "context": FACTS[1]},
+    {"question": "Who founded Orvan Tools?", "answers": ["Tamsin Reil"], "passages": [FACTS[3]]},
+]
+SMALL = dict(encoder_layers=2, lora_r=8, lora_alpha=16, logging_steps=5, show_progress=False, max_window_tokens=64)
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    backbone = random_backbone("llama", layers=4, hidden=64, heads=4, kv_heads=2)
+    backbone.save_pretrained(root / "backbone")
+    char_tokenizer().save_pretrained(root / "backbone")
+    _write_jsonl(root / "ae.jsonl", [{"text": t, "id": i} for i, t in enumerate(FACTS * 4)])
+    _write_jsonl(root / "qa.jsonl", QA * 4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ae_checkpoint(workdir):
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(workdir / "ae"),
+        max_steps=40,
+        batch_size=4,
+        learning_rate=5e-3,
+        save_steps=20,
+        **SMALL,
+    )
+    train(config)
+    return workdir / "ae"
+
+
+def _losses(log_file):
+    return [json.loads(line)["loss"] for line in (log_file).read_text().splitlines()]
+
+
+def test_autoencoder_loss_falls_and_log_has_step_loss_lr(ae_checkpoint):
+    records = [json.loads(line) for line in (ae_checkpoint / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert all({"step", "loss", "learning_rate"} <= set(r) for r in records)
+    losses = _losses(ae_checkpoint / "log.jsonl")
+    assert losses[-1] < losses[0]
+
+
+def test_autoencoder_trains_exactly_lora_and_lsa(workdir, ae_checkpoint):
+    initial = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config())
+    trained = GMSAEngine.from_pretrained(ae_checkpoint)
+    before, after = initial.model.state_dict(), trained.model.state_dict()
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("lsa.") or "lora_B" in k or "lora_A" in k for k in changed)
+    assert any(k.startswith("lsa.") for k in changed) and any("lora_B" in k for k in changed)
+    assert not any(k.startswith("backbone.") for k in changed)
+
+
+def _gmsa_config():
+    from gmsa_integrations import GMSAConfig
+
+    return GMSAConfig(encoder_layers=2, lora_r=8, lora_alpha=16, default_rate=4, max_window_tokens=64)
+
+
+@pytest.mark.parametrize("mode", ["qkv", "full"])
+def test_keft_trains_only_the_decoder_and_keeps_soft_tokens(workdir, ae_checkpoint, mode):
+    out = workdir / f"keft-{mode}"
+    config = TrainConfig(
+        stage="keft",
+        init=str(ae_checkpoint),
+        data=str(workdir / "qa.jsonl"),
+        output_dir=str(out),
+        max_steps=30,
+        batch_size=3,
+        learning_rate=3e-3,
+        keft_mode=mode,
+        save_steps=100,
+        **SMALL,
+    )
+    train(config)
+    losses = _losses(out / "log.jsonl")
+    assert losses[-1] < losses[0]
+    ae, keft = GMSAEngine.from_pretrained(ae_checkpoint), GMSAEngine.from_pretrained(out)
+    assert keft.fingerprint == ae.fingerprint
+    for a, b in zip(ae.compress(FACTS), keft.compress(FACTS)):
+        assert torch.equal(a.embeddings, b.embeddings)
+    tuned = keft.model.decoder_overrides()
+    assert tuned
+    if mode == "qkv":
+        assert all(n.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight")) for n in tuned)
+        assert len(tuned) == 3 * 4
+    else:
+        assert "model.embed_tokens.weight" not in tuned and "lm_head.weight" in tuned
+    for name, tensor in tuned.items():
+        assert not torch.equal(tensor, ae.model.backbone.get_parameter(name)), name
+    # plain text is served by the decoder as it was before KEFT
+    assert keft.generate("Hi", max_new_tokens=8) == ae.generate("Hi", max_new_tokens=8)
+
+
+def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
+    assert (ae_checkpoint / "checkpoint-20").is_dir()
+    resumed = workdir / "resumed"
+    import shutil
+
+    shutil.copytree(ae_checkpoint / "checkpoint-20", resumed / "checkpoint-20")
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(resumed),
+        max_steps=30,
+        batch_size=4,
+        learning_rate=5e-3,
+        save_steps=100,
+        resume=True,
+        **SMALL,
+    )
+    train(config)
+    steps = [json.loads(line)["step"] for line in (resumed / "log.jsonl").read_text().splitlines()]
+    assert steps == [25, 30]
+
+
+def test_memory_tokens_baseline_trains_and_loads(workdir):
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(workdir / "icae"),
+        max_steps=5,
+        batch_size=4,
+        paradigm="memory-tokens",
+        **SMALL,
+    )
+    train(config)
+    engine = GMSAEngine.from_pretrained(workdir / "icae")
+    sp = engine.compress([FACTS[0]], rate=4)[0]
+    assert engine.config.paradigm == "memory-tokens"
+    assert sp.num_tokens == -(-sp.source_tokens // 4)
+
+
+def test_cli_and_yaml_config(workdir, tmp_path):
+    yaml_file = tmp_path / "ae.yaml"
+    yaml_file.write_text(
+        f"backbone: {workdir / 'backbone'}\ndata: {workdir / 'ae.jsonl'}\nencoder-layers: 2\nlora_r: 4\n"
+        "max_steps: 3\nrates: [4]\nshow_progress: false\n"
+    )
+    assert cli_main(["train", "ae", "--config", str(yaml_file), "--output-dir", str(tmp_path / "out")]) == 0
+    engine = GMSAEngine.from_pretrained(tmp_path / "out")
+    assert engine.config.lora_r == 4 and engine.config.encoder_layers == 2
+
+
+def test_two_process_torchrun_on_cpu(workdir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "gmsa_integrations",
+        "train",
+        "ae",
+        "--backbone",
+        str(workdir / "backbone"),
+        "--data",
+        str(workdir / "ae.jsonl"),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--encoder-layers",
+        "2",
+        "--lora-r",
+        "4",
+        "--logging-steps",
+        "2",
+        "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    engine = GMSAEngine.from_pretrained(out)
+    assert engine.compress([FACTS[0]])[0].num_tokens > 0
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [2, 4]
+
+
+# ------------------------------------------------------------------------------------------ bad data
+def test_malformed_lines_are_errors_naming_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{not json}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: invalid JSON"):
+        read_rows(bad, "ae")
+    bad.write_text('{"text": "ok"}\n\n{"txt": "typo"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:3: missing field 'text'"):
+        read_rows(bad, "ae")
+    bad.write_text('{"question": "q", "answers": ["a"]}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:1: missing field 'passages'"):
+        read_rows(bad, "qa")
+    bad.write_text('{"question": "q", "answers": "a", "context": "c"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:1: field 'answers'"):
+        read_rows(bad, "qa")
+    with pytest.raises(DataError, match="no such file"):
+        read_rows(tmp_path / "missing.jsonl", "ae")
+
+
+def test_datasets_directory_is_accepted(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list([QA[0], QA[2]]).save_to_disk(str(tmp_path / "ds"))
+    rows = read_rows(tmp_path / "ds", "qa")
+    assert [r.answers for r in rows] == [("Kethport",), ("Tamsin Reil",)]
+
+
+def test_bad_train_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="init"):
+        TrainConfig(stage="keft", data="x", output_dir="y")
+    with pytest.raises(ValueError, match="rates"):
+        TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", rates="4,x")
+    with pytest.raises(ValueError, match="keft_mode"):
+        TrainConfig(stage="keft", init="i", data="x", output_dir="y", keft_mode="bogus")
