@@ -1,0 +1,26 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_has_help(script):
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage" in result.stdout
+
+
+def test_train_your_own_runs_with_defaults(tmp_path):
+    script = Path(__file__).parents[2] / "examples" / "train_your_own.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path), "--steps", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "answer from" in result.stdout
+    assert (tmp_path / "keft" / "gmsa_config.json").is_file()
