@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.cli import add_train_parser
 
     add_train_parser(subparsers)
+    from .indexing import add_index_parser
+
+    add_index_parser(subparsers)
     return parser
 
 

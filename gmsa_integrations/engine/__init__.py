@@ -6,6 +6,7 @@ from .engine import Completion, GMSAEngine
 from .merging import group_merge, num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
+from .store import SoftTokenStore
 
 __all__ = [
     "CheckpointError",
@@ -14,6 +15,7 @@ __all__ = [
     "GMSAEngine",
     "GMSAModel",
     "SoftPrompt",
+    "SoftTokenStore",
     "group_merge",
     "num_soft_tokens",
 ]

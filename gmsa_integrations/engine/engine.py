@@ -26,6 +26,7 @@ from .generation import SamplingParams, TextAssembler, decode_tokens
 from .merging import num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
+from .store import SoftTokenStore
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
 DecoderChoice = Literal["auto", "keft", "original"]
@@ -87,9 +88,12 @@ class GMSAEngine:
     """
 
     def __init__(self, model: GMSAModel, tokenizer: Any, *, store: Any = None, backbone_ref: str | None = None) -> None:
+        if store is not None and not isinstance(store, SoftTokenStore):
+            raise TypeError(f"store must be a SoftTokenStore or None, got {type(store).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.store = store
+        """The `SoftTokenStore` that `compress` reads first and fills (``None``: no cache)."""
         self.backbone_ref = backbone_ref
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
@@ -187,6 +191,8 @@ class GMSAEngine:
             raise ckpt.CheckpointError(
                 f"{weights}: does not match the model in {path / ckpt.CONFIG_NAME}: {exc}"
             ) from None
+        if store is not None:
+            store.bind(engine.fingerprint)  # refuse another model's store now, not at the first query
         return engine
 
     def save_pretrained(self, directory: str | os.PathLike, *, bundle_backbone: bool | None = None) -> Path:
