@@ -61,7 +61,7 @@ def test_corrupted_entry_is_detected_and_recomputed(tmp_path):
         blob = bytearray(conn.execute("SELECT tensor FROM entries WHERE num_tokens > 0 LIMIT 1").fetchone()[0])
         blob[-3] ^= 0xFF
         conn.execute(
-            "UPDATE entries SET tensor=? WHERE num_tokens > 0 AND rowid=(SELECT MIN(rowid) FROM entries WHERE num_tokens > 0)",
+            "UPDATE entries SET tensor=? WHERE rowid=(SELECT MIN(rowid) FROM entries WHERE num_tokens > 0)",
             (bytes(blob),),
         )
     again = engine.compress(TEXTS, rate=4)
