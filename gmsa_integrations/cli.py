@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .indexing import add_index_parser
 
     add_index_parser(subparsers)
+    from .bench import add_bench_parser
+
+    add_bench_parser(subparsers)
     return parser
 
 

@@ -250,7 +250,7 @@ class GMSAEngine:
         if self._fingerprint is None:
             with self._lock:
                 digest = hashlib.sha256(self.config.to_json().encode())
-                _tensor_digest(digest, {f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()})
+                _tensor_digest(digest, self.model.encoder_source_tensors())
                 own = {k: v for k, v in self.model.gmsa_state_dict().items() if not k.startswith("decoder.")}
                 _tensor_digest(digest, own)
                 self._fingerprint = digest.hexdigest()
@@ -310,6 +310,9 @@ class GMSAEngine:
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         progress = _progress(batches, show_progress, "compressing")
+        if not self.model.training:
+            with self._lock:
+                self.model.merge_encoder_lora()
         with torch.inference_mode():
             for batch in progress:
                 lengths = torch.tensor([len(windows[w][1]) for w in batch], device=self.device)
@@ -352,9 +355,9 @@ class GMSAEngine:
         """Generate a reply to ``prompt`` read after the soft tokens of ``soft_prompts`` (in order).
 
         Keyword arguments: ``max_new_tokens`` (64), ``temperature`` (0 = greedy), ``top_p``,
-        ``repetition_penalty``, ``stop`` (list of strings), ``seed``, and ``decoder``: ``"auto"``
-        (KEFT-tuned decoder when soft prompts are given, the original backbone otherwise),
-        ``"keft"`` or ``"original"``.
+        ``repetition_penalty``, ``stop`` (list of strings), ``seed``, ``ignore_eos`` (generate exactly
+        ``max_new_tokens``, for benchmarks), and ``decoder``: ``"auto"`` (KEFT-tuned decoder when soft
+        prompts are given, the original backbone otherwise), ``"keft"`` or ``"original"``.
         """
         return self.complete(prompt, soft_prompts, **kwargs).text
 
@@ -445,6 +448,7 @@ class GMSAEngine:
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         decoder: DecoderChoice = "auto",
+        ignore_eos: bool = False,
     ) -> Iterator[list[Completion | None]]:
         if isinstance(stop, str):
             stop = [stop]
@@ -465,7 +469,7 @@ class GMSAEngine:
             raise ValueError("soft prompts need the KEFT decoder; decoder='original' serves plain text only")
 
         embeds, mask, input_counts, soft_counts = self._decoder_inputs(prompts, soft_lists)
-        eos_ids = _eos_ids(self.tokenizer, self.model.backbone)
+        eos_ids = set() if ignore_eos else _eos_ids(self.tokenizer, self.model.backbone)
         assemblers = [TextAssembler(self._decode, params.stop) for _ in prompts]
         finished = [False] * len(prompts)
         reported = [False] * len(prompts)

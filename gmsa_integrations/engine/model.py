@@ -159,6 +159,48 @@ class GMSAModel(nn.Module):
                 expected[name].copy_(tensor)
         self.set_decoder_overrides(overrides)
 
+    # ----------------------------------------------------------------------------- encoder LoRA merging
+    def _lora_layers(self) -> list[tuple[str, nn.Module]]:
+        from peft.tuners.lora import LoraLayer
+
+        return [(name, m) for name, m in self.encoder.named_modules() if isinstance(m, LoraLayer)]
+
+    @property
+    def encoder_lora_merged(self) -> bool:
+        return any(m.merged for _, m in self._lora_layers())
+
+    def merge_encoder_lora(self) -> None:
+        """Fold the LoRA deltas into the encoder's weights, so inference pays no LoRA branch."""
+        with torch.no_grad():
+            for _, module in self._lora_layers():
+                if not module.merged:
+                    module.merge()
+
+    def unmerge_encoder_lora(self) -> None:
+        """Undo `merge_encoder_lora` exactly: base weights are copied back from the original backbone."""
+        layers = self._lora_layers()
+        if not any(m.merged for _, m in layers):
+            return
+        base = base_model_of(self.backbone)
+        with torch.no_grad(), self.original_decoder():
+            for name, module in layers:
+                original = base.get_submodule(name)  # e.g. layers.0.self_attn.q_proj in the backbone
+                module.merged_adapters.clear()
+                module.base_layer.weight.copy_(original.weight)
+
+    def encoder_source_tensors(self) -> dict[str, torch.Tensor]:
+        """What determines soft tokens besides GMSA's own weights: the backbone's embeddings and
+        first ``encoder_layers`` layers as originally loaded (independent of LoRA merging and KEFT)."""
+        base = base_model_of(self.backbone)
+        out: dict[str, torch.Tensor] = {}
+        with self.original_decoder():
+            for name, tensor in base.embed_tokens.state_dict().items():
+                out[f"embed_tokens.{name}"] = tensor
+            for i in range(self.config.encoder_layers):
+                for name, tensor in base.layers[i].state_dict().items():
+                    out[f"layers.{i}.{name}"] = tensor
+        return out
+
     # ----------------------------------------------------------------------------- KEFT overrides
     def set_decoder_overrides(self, overrides: dict[str, torch.Tensor]) -> None:
         """Replace some decoder weights by KEFT-tuned ones, keeping the originals for the plain-text path."""

@@ -191,6 +191,7 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
 def select_trainable(engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qkv") -> list[str]:
     """Freeze everything, then unfreeze exactly what the stage trains; returns the trainable names."""
     model = engine.model
+    model.unmerge_encoder_lora()  # train the adapters, not weights they were folded into
     model.requires_grad_(False)
     if stage == "ae":
         for name, param in model.encoder.named_parameters():

@@ -52,3 +52,21 @@ def test_decoder_overrides_are_used_for_soft_prompts_and_original_for_plain_text
     assert torch.count_nonzero(engine.model.backbone.get_parameter(name)) == 0
     engine.model.restore_original_decoder()
     torch.testing.assert_close(engine.model.backbone.get_parameter(name), original)
+
+
+def test_encoder_lora_merge_is_exact_to_undo_and_keeps_fingerprint_and_soft_tokens():
+    engine = make_engine("qwen2")
+    fingerprint = engine.fingerprint
+    ids = engine.tokenizer("A passage about the river Anwe.", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():  # the unmerged model, read directly
+        pooled, counts = engine.model.encode_and_merge(torch.tensor([ids]), torch.tensor([len(ids)]), 4)
+        unmerged = engine.model.align(pooled, counts)[0]
+    assert not engine.model.encoder_lora_merged
+    merged = engine.compress(["A passage about the river Anwe."])[0].embeddings
+    assert engine.model.encoder_lora_merged
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)
+    assert engine.refresh_fingerprint() == fingerprint
+    engine.model.unmerge_encoder_lora()
+    assert not engine.model.encoder_lora_merged
+    base = base_model_of(engine.model.backbone)
+    assert torch.equal(engine.model.encoder.layers[0].mlp.up_proj.base_layer.weight, base.layers[0].mlp.up_proj.weight)
