@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_bench_parser
 
     add_bench_parser(subparsers)
+    from .synth import add_data_parser
+
+    add_data_parser(subparsers)
     return parser
 
 

@@ -11,7 +11,9 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,11 @@ from .generation import SamplingParams, TextAssembler, decode_tokens
 from .merging import num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
-from .store import SoftTokenStore
+from .store import SoftTokenStore, entry_key
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
+REFERENCE_PATTERN = re.compile(r"<gmsa:([0-9a-f]{8}):([0-9a-f]{64})>")
+Segment = str | SoftPrompt
 DecoderChoice = Literal["auto", "keft", "original"]
 
 
@@ -97,6 +101,9 @@ class GMSAEngine:
         self.backbone_ref = backbone_ref
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
+        self._references: OrderedDict[str, SoftPrompt] = OrderedDict()
+        self.max_references = 100_000
+        """How many referenced soft prompts stay in memory (older ones are re-read from the store)."""
 
     # ------------------------------------------------------------------------------------ building
     @classmethod
@@ -347,8 +354,65 @@ class GMSAEngine:
         out = []
         for p, ids in enumerate(token_ids):
             assert soft[p].shape[0] == num_soft_tokens(len(ids), rate)
-            out.append(SoftPrompt(embeddings=soft[p], source_tokens=len(ids), rate=rate, fingerprint=fingerprint))
+            key = entry_key(fingerprint, rate, texts[p])
+            out.append(SoftPrompt(soft[p], source_tokens=len(ids), rate=rate, fingerprint=fingerprint, key=key))
         return out
+
+    # ------------------------------------------------------------------------------------ references
+    def reference(self, soft_prompt: SoftPrompt) -> str:
+        """A compact string that stands for ``soft_prompt`` in any text given to this engine.
+
+        References survive prompt templates and ``"\\n\\n".join(...)``; `generate` and friends
+        replace each one by its soft tokens, in place. Framework adapters put them in
+        ``page_content`` / node text.
+        """
+        self._check_soft_prompt(soft_prompt)
+        key = soft_prompt.key
+        if not key:  # made by hand: identify it by its content
+            digest = hashlib.sha256()
+            _tensor_digest(digest, {"embeddings": soft_prompt.embeddings})
+            key = digest.hexdigest()
+            soft_prompt = dataclasses.replace(soft_prompt, key=key, fingerprint=self.fingerprint)
+        with self._lock:
+            self._references[key] = soft_prompt
+            self._references.move_to_end(key)
+            while len(self._references) > self.max_references:
+                self._references.popitem(last=False)
+        return f"<gmsa:{self.fingerprint[:8]}:{key}>"
+
+    def resolve(self, text: str) -> list[Segment]:
+        """Split ``text`` into plain-text pieces and the soft prompts its references stand for."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        segments: list[Segment] = []
+        position = 0
+        for match in REFERENCE_PATTERN.finditer(text):
+            segments.append(text[position : match.start()])
+            segments.append(self._lookup_reference(match.group(1), match.group(2), match.group(0)))
+            position = match.end()
+        segments.append(text[position:])
+        leftover = "".join(s for s in segments if isinstance(s, str))
+        if "<gmsa:" in leftover:
+            bad = leftover[leftover.index("<gmsa:") :][:40]
+            raise ValueError(f"malformed soft-token reference {bad!r}")
+        return [s for s in segments if not (isinstance(s, str) and not s)]
+
+    def _lookup_reference(self, fingerprint: str, key: str, reference: str) -> SoftPrompt:
+        if fingerprint != self.fingerprint[:8]:
+            raise ValueError(
+                f"soft-token reference {reference[:20]}... was made by another GMSA engine "
+                f"(fingerprint {fingerprint}, this engine {self.fingerprint[:8]})"
+            )
+        with self._lock:
+            found = self._references.get(key)
+        if found is None and self.store is not None:
+            found = self.store.get_by_key(self.fingerprint, key)
+        if found is None:
+            raise ValueError(
+                f"unknown soft-token reference {reference[:20]}...: compress the passage with this engine "
+                "(or give the engine the store it was indexed into) before generating"
+            )
+        return found
 
     # ------------------------------------------------------------------------------------ generation
     def generate(self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None, **kwargs: Any) -> str:
@@ -372,10 +436,10 @@ class GMSAEngine:
         **kwargs: Any,
     ) -> list[Completion]:
         """Generate for several prompts in one batch (same results as one call per prompt)."""
-        prompts, soft_lists = self._check_generation_inputs(prompts, soft_prompts)
+        prompts, rows = self._check_generation_inputs(prompts, soft_prompts)
         texts = [""] * len(prompts)
         results: list[Completion | None] = [None] * len(prompts)
-        for pieces in self._stream_rows(prompts, soft_lists, **kwargs):
+        for pieces in self._stream_rows(prompts, rows, **kwargs):
             for row, piece in enumerate(pieces):
                 if piece is None:
                     continue
@@ -394,14 +458,14 @@ class GMSAEngine:
         self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None, **kwargs: Any
     ) -> Iterator[Completion]:
         """Yield `Completion` pieces; the last one carries the finish reason and token counts."""
-        prompts, soft_lists = self._check_generation_inputs([prompt], None if soft_prompts is None else [soft_prompts])
-        for pieces in self._stream_rows(prompts, soft_lists, **kwargs):
+        prompts, rows = self._check_generation_inputs([prompt], None if soft_prompts is None else [soft_prompts])
+        for pieces in self._stream_rows(prompts, rows, **kwargs):
             if pieces[0] is not None:
                 yield pieces[0]
 
     def _check_generation_inputs(
         self, prompts: Sequence[str], soft_prompts: Sequence[Sequence[SoftPrompt] | None] | None
-    ) -> tuple[list[str], list[list[SoftPrompt]]]:
+    ) -> tuple[list[str], list[list[Segment]]]:
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise TypeError(f"prompts must be a list of str, got {type(prompts).__name__}")
         for i, prompt in enumerate(prompts):
@@ -411,17 +475,16 @@ class GMSAEngine:
             soft_prompts = [None] * len(prompts)
         if len(soft_prompts) != len(prompts):
             raise ValueError(f"got {len(prompts)} prompts but {len(soft_prompts)} soft-prompt lists")
-        soft_lists: list[list[SoftPrompt]] = []
-        for sps in soft_prompts:
+        rows: list[list[Segment]] = []
+        for prompt, sps in zip(prompts, soft_prompts, strict=True):
             if sps is None:
-                soft_lists.append([])
-                continue
+                sps = []
             if isinstance(sps, SoftPrompt) or not isinstance(sps, Sequence):
                 raise TypeError(f"soft_prompts must be a list of SoftPrompt, got {type(sps).__name__}")
             for sp in sps:
                 self._check_soft_prompt(sp)
-            soft_lists.append(list(sps))
-        return list(prompts), soft_lists
+            rows.append([*sps, *self.resolve(prompt)])
+        return list(prompts), rows
 
     def _check_soft_prompt(self, sp: Any) -> None:
         if not isinstance(sp, SoftPrompt):
@@ -439,7 +502,7 @@ class GMSAEngine:
     def _stream_rows(
         self,
         prompts: list[str],
-        soft_lists: list[list[SoftPrompt]],
+        rows: list[list[Segment]],
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.0,
@@ -462,13 +525,13 @@ class GMSAEngine:
         )
         if decoder not in ("auto", "keft", "original"):
             raise ValueError(f"decoder must be 'auto', 'keft' or 'original', got {decoder!r}")
-        uses_soft = any(soft_lists)
+        uses_soft = any(isinstance(seg, SoftPrompt) for row in rows for seg in row)
         if decoder == "auto":
             decoder = "keft" if uses_soft else "original"
         if decoder == "original" and uses_soft and self.model.has_decoder_overrides:
             raise ValueError("soft prompts need the KEFT decoder; decoder='original' serves plain text only")
 
-        embeds, mask, input_counts, soft_counts = self._decoder_inputs(prompts, soft_lists)
+        embeds, mask, input_counts, soft_counts = self._decoder_inputs(rows)
         eos_ids = set() if ignore_eos else _eos_ids(self.tokenizer, self.model.backbone)
         assemblers = [TextAssembler(self._decode, params.stop) for _ in prompts]
         finished = [False] * len(prompts)
@@ -511,18 +574,27 @@ class GMSAEngine:
             yield tail
 
     def _decoder_inputs(
-        self, prompts: list[str], soft_lists: list[list[SoftPrompt]]
+        self, segment_rows: list[list[Segment]]
     ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
-        """Left-padded ``[soft tokens of each passage][prompt]`` rows, each packed contiguously."""
+        """Left-padded rows of text embeddings and soft tokens in order, each packed contiguously.
+
+        A row without soft tokens is tokenised as one text with the tokenizer's special tokens (what
+        the backbone expects); with soft tokens, no special tokens are added (as in training).
+        """
         rows: list[torch.Tensor] = []
         soft_counts: list[int] = []
         with torch.inference_mode():
-            for prompt, sps in zip(prompts, soft_lists, strict=True):
-                ids = self.tokenizer(prompt, add_special_tokens=not sps)["input_ids"]
-                prompt_embeds = self.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device))
-                parts = [sp.embeddings.to(device=self.device, dtype=self.dtype) for sp in sps] + [prompt_embeds]
+            for segments in segment_rows:
+                plain = not any(isinstance(seg, SoftPrompt) for seg in segments)
+                parts = []
+                for seg in segments or [""]:
+                    if isinstance(seg, SoftPrompt):
+                        parts.append(seg.embeddings.to(device=self.device, dtype=self.dtype))
+                    else:
+                        ids = self.tokenizer(seg, add_special_tokens=plain)["input_ids"]
+                        parts.append(self.model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device)))
                 rows.append(torch.cat(parts))
-                soft_counts.append(sum(sp.num_tokens for sp in sps))
+                soft_counts.append(sum(seg.num_tokens for seg in segments if isinstance(seg, SoftPrompt)))
         width = max(r.shape[0] for r in rows)
         if width == 0:
             raise ValueError("nothing to generate from: the prompt and the soft prompts are all empty")
@@ -539,7 +611,8 @@ class GMSAEngine:
     ) -> tuple[torch.Tensor, Any]:
         out = self.model.backbone(
             inputs_embeds=embeds,
-            attention_mask=mask,
+            # without padding the mask is all ones: skip building a 4-D mask at every step
+            attention_mask=None if bool(mask.all()) else mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
@@ -553,6 +626,15 @@ class GMSAEngine:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def resolve_engine(engine: Any) -> GMSAEngine:
+    """``engine`` itself, or the embedded default model for ``None`` (what adapters accept)."""
+    if engine is None:
+        return GMSAEngine.from_pretrained()
+    if not isinstance(engine, GMSAEngine):
+        raise TypeError(f"engine must be a GMSAEngine (or None for the default model), got {type(engine).__name__}")
+    return engine
 
 
 def load_tokenizer(ref: str) -> Any:

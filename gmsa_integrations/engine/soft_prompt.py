@@ -16,12 +16,15 @@ class SoftPrompt:
         source_tokens: number of context tokens L the passage had (``tokenizer(text, add_special_tokens=False)``).
         rate: compression rate r used.
         fingerprint: identity of the engine that made it; another engine refuses it.
+        key: sha256 of (fingerprint, rate, text): the passage's identity in a `SoftTokenStore` and in
+            soft-token references.
     """
 
     embeddings: torch.Tensor
     source_tokens: int
     rate: int
     fingerprint: str = ""
+    key: str = ""
 
     @property
     def num_tokens(self) -> int:
@@ -37,7 +40,7 @@ class SoftPrompt:
         moved = self.embeddings.to(device=device, dtype=dtype)
         if moved is self.embeddings:
             return self
-        return SoftPrompt(moved, self.source_tokens, self.rate, self.fingerprint)
+        return SoftPrompt(moved, self.source_tokens, self.rate, self.fingerprint, self.key)
 
     def __repr__(self) -> str:
         return (

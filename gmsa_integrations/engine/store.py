@@ -165,7 +165,7 @@ class SoftTokenStore:
             self.corrupted += 1
             self._connection().execute("DELETE FROM entries WHERE key=?", (key,))
             return None
-        return SoftPrompt(tensor, source_tokens=source_tokens, rate=rate, fingerprint=fingerprint)
+        return SoftPrompt(tensor, source_tokens=source_tokens, rate=rate, fingerprint=fingerprint, key=key)
 
     def put_many(self, fingerprint: str, texts: Sequence[str], rate: int, soft_prompts: Sequence[SoftPrompt]) -> None:
         """Store soft prompts (one transaction: all of them or, if the process dies, none)."""
@@ -187,7 +187,27 @@ class SoftTokenStore:
                 conn.execute("ROLLBACK")
                 raise
             for row, sp in zip(rows, soft_prompts, strict=True):
-                self._remember(row[0], SoftPrompt(sp.embeddings, sp.source_tokens, rate, fingerprint))
+                self._remember(row[0], SoftPrompt(sp.embeddings, sp.source_tokens, rate, fingerprint, row[0]))
+
+    def get_by_key(self, fingerprint: str, key: str) -> SoftPrompt | None:
+        """The entry with this key (as carried by a soft-token reference), or ``None``."""
+        self.bind(fingerprint)
+        with self._lock:
+            if key in self._lru:
+                return self._lru[key]
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT key, rate, source_tokens, num_tokens, tensor, checksum FROM entries WHERE key=?", (key,)
+                )
+                .fetchone()
+            )
+            if row is None:
+                return None
+            sp = self._verified(*row, fingerprint)
+            if sp is not None:
+                self._remember(key, sp)
+            return sp
 
     def contains(self, fingerprint: str, text: str, rate: int) -> bool:
         key = entry_key(fingerprint, rate, text)
