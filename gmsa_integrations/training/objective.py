@@ -39,6 +39,10 @@ class GMSACollator:
     max_length: int = 512
     instruction: str = "Restate the aforementioned Text."
     qa_template: str = "{question}"
+    """Text after the soft tokens in KEFT; the default model uses ``"\nQuestion: {question}\nAnswer:"``."""
+    answer_template: str = "{answer}"
+    passage_separator: str = ""
+    """Text between the soft tokens of consecutive passages (the adapters join passages with ``"\n\n"``)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,7 +70,8 @@ class GMSACollator:
                 passages, prompt, target = [text_ids], self._instruction_ids, text_ids
             else:
                 passages = [self._ids(p)[: self.max_length] for p in row.passages]
-                prompt, target = self._ids(self.qa_template.format(question=row.question)), self._ids(row.answers[0])
+                prompt = self._ids(self.qa_template.format(question=row.question))
+                target = self._ids(self.answer_template.format(answer=row.answers[0]))
             window = max(rate, (self.window_tokens // rate) * rate)
             for ids in passages:
                 passage = len(passage_sample)
@@ -90,6 +95,7 @@ class GMSACollator:
             "prompt_lengths": prompt_lengths,
             "target_ids": target_ids,
             "target_lengths": target_lengths,
+            "separator_ids": torch.tensor(self._ids(self.passage_separator), dtype=torch.long),
         }
 
 
@@ -141,6 +147,7 @@ class GMSAObjective(nn.Module):
         prompt_lengths: torch.Tensor,
         target_ids: torch.Tensor,
         target_lengths: torch.Tensor,
+        separator_ids: torch.Tensor | None = None,
         **_: Any,
     ) -> dict[str, torch.Tensor]:
         with torch.set_grad_enabled(self.train_compressor and torch.is_grad_enabled()):
@@ -151,7 +158,12 @@ class GMSAObjective(nn.Module):
             passages = (passage_sample == b).nonzero().flatten().tolist()
             prompt = prompt_ids[b, : int(prompt_lengths[b])]
             target = target_ids[b, : int(target_lengths[b])]
-            parts = [soft[p].to(embed.weight.dtype) for p in passages] + [embed(prompt), embed(target)]
+            parts = []
+            for j, p in enumerate(passages):
+                if j and separator_ids is not None and separator_ids.numel():
+                    parts.append(embed(separator_ids))
+                parts.append(soft[p].to(embed.weight.dtype))
+            parts += [embed(prompt), embed(target)]
             rows.append(torch.cat(parts))
             n_context = rows[-1].shape[0] - target.shape[0]
             labels.append(torch.cat([target.new_full((n_context,), -100), target]))

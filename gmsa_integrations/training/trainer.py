@@ -63,6 +63,8 @@ class TrainConfig:
     max_window_tokens: int = 512
     instruction: str = "Restate the aforementioned Text."
     qa_template: str = "{question}"
+    answer_template: str = "{answer}"
+    passage_separator: str = ""
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     warmup_steps: int = 0
@@ -242,6 +244,8 @@ def train(config: TrainConfig) -> GMSAEngine:
         max_length=config.max_length,
         instruction=config.instruction,
         qa_template=config.qa_template,
+        answer_template=config.answer_template,
+        passage_separator=config.passage_separator,
         seed=config.seed,
     )
     output_dir = Path(config.output_dir)
