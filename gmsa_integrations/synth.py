@@ -129,7 +129,7 @@ PERSON_FACTS: dict[str, list[str]] = {
         "The field of study of {name} is {field}.",
         "At university, {name} specialised in {field}.",
         "{name} earned a diploma in {field}.",
-        "{field} is the subject {name} studied.",
+        "The subject {name} studied is {field}.",
         "{name} graduated in {field}.",
     ],
     "employer": [
@@ -192,7 +192,7 @@ ORG_FACTS: dict[str, list[str]] = {
         "{name} makes its money in {industry}.",
         "{name} belongs to the {industry} sector.",
         "{name} is active in the {industry} business.",
-        "{industry} is the trade of {name}.",
+        "The trade of {name} is {industry}.",
     ],
 }
 PLACE_FACTS: dict[str, list[str]] = {

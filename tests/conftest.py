@@ -10,8 +10,10 @@ from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
 TINY = GMSAConfig(encoder_layers=2, lsa_layers=1, lora_r=8, lora_alpha=16, max_window_tokens=64)
 
 
-def make_engine(arch: str = "llama", config: GMSAConfig = TINY, seed: int = 0, **kwargs) -> GMSAEngine:
-    backbone = random_backbone(arch, layers=4, hidden=64, heads=4, kv_heads=2, max_positions=512, seed=seed)
+def make_engine(
+    arch: str = "llama", config: GMSAConfig = TINY, seed: int = 0, max_positions: int = 512, **kwargs
+) -> GMSAEngine:
+    backbone = random_backbone(arch, layers=4, hidden=64, heads=4, kv_heads=2, max_positions=max_positions, seed=seed)
     engine = GMSAEngine.from_backbone(backbone, char_tokenizer(), config, **kwargs)
     # LoRA B starts at zero; perturb it so tests see a non-trivial encoder
     import torch

@@ -15,10 +15,10 @@ def check_positive_int(name: str, value: Any) -> int:
 
 
 def allocate_rates(lengths: Sequence[int], scores: Sequence[float], rate: int, target_tokens: int | None) -> list[int]:
-    """Rates per passage: ``rate`` for all, then doubled for the lowest-scored passages first until the
-    total number of soft tokens fits ``target_tokens`` (or every passage is down to one soft token).
-
-    Ties in score go to the later passage (lower rank) first.
+    """Rates per passage: ``rate`` for all; while the soft tokens exceed ``target_tokens``, rounds go
+    from the lowest-scored passage to the highest, doubling one passage's rate at a time, so a
+    lower-ranked passage is never compressed less than a higher-ranked one. Ties in score go to the
+    later passage (lower rank) first; a passage stops at one soft token.
     """
     rates = [rate] * len(lengths)
     if target_tokens is None:
@@ -29,8 +29,13 @@ def allocate_rates(lengths: Sequence[int], scores: Sequence[float], rate: int, t
 
     order = sorted(range(len(lengths)), key=lambda i: (scores[i], -i))
     while total() > target_tokens:
-        candidates = [i for i in order if -(-lengths[i] // rates[i]) > 1]
-        if not candidates:
+        progressed = False
+        for i in order:
+            if -(-lengths[i] // rates[i]) > 1:
+                rates[i] *= 2
+                progressed = True
+                if total() <= target_tokens:
+                    break
+        if not progressed:
             break
-        rates[candidates[0]] *= 2
     return rates

@@ -16,7 +16,7 @@ class TestChatGMSAUnit(ChatModelUnitTests):
 
     @property
     def chat_model_params(self) -> dict:
-        return {"engine": ENGINE, "max_tokens": 8}
+        return {"engine": ENGINE}
 
 
 class TestChatGMSAIntegration(ChatModelIntegrationTests):
@@ -26,4 +26,4 @@ class TestChatGMSAIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict:
-        return {"engine": ENGINE, "max_tokens": 8}
+        return {"engine": ENGINE}

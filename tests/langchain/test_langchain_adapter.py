@@ -73,7 +73,9 @@ def test_empty_list_empty_document_and_huge_document(engine):
 
 def test_target_tokens_budget_compresses_low_ranked_documents_first():
     assert allocate_rates([40, 40, 40], [3, 2, 1], 4, None) == [4, 4, 4]
-    assert allocate_rates([40, 40, 40], [3, 2, 1], 4, 25) == [4, 8, 8]
+    assert allocate_rates([40, 40, 40], [3, 2, 1], 4, 25) == [4, 4, 8]
+    assert allocate_rates([40, 40, 40], [3, 2, 1], 4, 20) == [4, 8, 8]
+    assert allocate_rates([8, 8], [1, 2], 4, 1) == [8, 8]  # cannot go below one soft token each
     assert allocate_rates([40, 40], [1, 2], 4, 15) == [8, 4]
 
 

@@ -14,7 +14,8 @@ TEXTS = ["Mira Solen was born in Kethport.", "Orvan Tools is based in Dalby.", "
 
 @pytest.fixture(scope="module")
 def engine():
-    return make_engine("llama")
+    # LlamaIndex budgets the prompt (references counted as text) against the decoder's context window
+    return make_engine("llama", max_positions=4096)
 
 
 def _nodes():
@@ -55,7 +56,7 @@ def test_bad_nodes_and_arguments(engine):
 
 def test_llm_metadata_complete_and_stream(engine):
     llm = GMSALLM(engine=engine, max_new_tokens=10)
-    assert llm.metadata.num_output == 10 and llm.metadata.context_window == 512
+    assert llm.metadata.num_output == 10 and llm.metadata.context_window == 4096
     full = llm.complete("Hello").text
     assert full == engine.generate("Hello", max_new_tokens=10)
     chunks = list(llm.stream_complete("Hello"))
