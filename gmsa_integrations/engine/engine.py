@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from . import checkpoint as ckpt
+from .budget import allocate_rates, check_positive_int
 from .config import GMSAConfig
 from .generation import SamplingParams, TextAssembler, decode_tokens
 from .merging import num_soft_tokens
@@ -306,6 +307,35 @@ class GMSAEngine:
             if self.store is not None:
                 self.store.put_many(self.fingerprint, [texts[i] for i in todo], rate, fresh)
         return [sp for sp in results if sp is not None]
+
+    def compress_ranked(
+        self,
+        texts: Sequence[str],
+        scores: Sequence[float],
+        rate: int | None = None,
+        *,
+        target_tokens: int | None = None,
+        batch_size: int = 16,
+    ) -> list[SoftPrompt]:
+        """Compress retrieved passages, harder for lower ``scores`` when ``target_tokens`` caps the total.
+
+        Every passage starts at ``rate``; see `allocate_rates` for how a budget raises rates. This is
+        what the framework adapters call.
+        """
+        texts = _check_texts(texts)
+        if len(scores) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(scores)} scores")
+        rate = _check_rate(self.config.default_rate if rate is None else rate)
+        if target_tokens is not None:
+            check_positive_int("target_tokens", target_tokens)
+        rates = allocate_rates([self.count_tokens(t) for t in texts], scores, rate, target_tokens)
+        out: list[SoftPrompt | None] = [None] * len(texts)
+        for group_rate in sorted(set(rates)):
+            indices = [i for i, r in enumerate(rates) if r == group_rate]
+            compressed = self.compress([texts[i] for i in indices], rate=group_rate, batch_size=batch_size)
+            for i, sp in zip(indices, compressed, strict=True):
+                out[i] = sp
+        return [sp for sp in out if sp is not None]
 
     def _compress_uncached(self, texts: list[str], rate: int, batch_size: int, show_progress: bool) -> list[SoftPrompt]:
         token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []

@@ -11,7 +11,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, model_validator
 
 from ..engine import GMSAEngine, resolve_engine
-from ..engine.budget import allocate_rates, check_positive_int
+from ..engine.budget import check_positive_int
 
 
 class GMSACompressor(BaseDocumentCompressor):
@@ -65,15 +65,14 @@ class GMSACompressor(BaseDocumentCompressor):
         if not docs:
             return []
         engine: GMSAEngine = self.engine
-        lengths = [engine.count_tokens(d.page_content) for d in docs]
         scores = [float(d.metadata.get("relevance_score", d.metadata.get("score", -i))) for i, d in enumerate(docs)]
-        rates = allocate_rates(lengths, scores, self.rate, self.target_tokens)
-        soft = [None] * len(docs)
-        for rate in sorted(set(rates)):
-            indices = [i for i, r in enumerate(rates) if r == rate]
-            compressed = engine.compress([docs[i].page_content for i in indices], rate=rate, batch_size=self.batch_size)
-            for i, sp in zip(indices, compressed, strict=True):
-                soft[i] = sp
+        soft = engine.compress_ranked(
+            [d.page_content for d in docs],
+            scores,
+            self.rate,
+            target_tokens=self.target_tokens,
+            batch_size=self.batch_size,
+        )
         out = []
         for doc, sp in zip(docs, soft, strict=True):
             metadata = {

@@ -19,7 +19,7 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..engine import Completion, GMSAEngine, resolve_engine
-from ..engine.budget import allocate_rates, check_positive_int
+from ..engine.budget import check_positive_int
 from ..prompts import QA_TEMPLATE
 
 GMSA_QA_TEMPLATE = PromptTemplate(
@@ -79,18 +79,10 @@ class GMSANodePostprocessor(BaseNodePostprocessor):
             return []
         engine: GMSAEngine = self.engine
         texts = [item.node.get_content() for item in nodes]
-        lengths = [engine.count_tokens(t) for t in texts]
         scores = [item.score if item.score is not None else -float(i) for i, item in enumerate(nodes)]
-        rates = allocate_rates(lengths, scores, self.rate, self.target_tokens)
-        soft = [None] * len(nodes)
-        for rate in sorted(set(rates)):
-            indices = [i for i, r in enumerate(rates) if r == rate]
-            for i, sp in zip(
-                indices,
-                engine.compress([texts[i] for i in indices], rate=rate, batch_size=self.batch_size),
-                strict=True,
-            ):
-                soft[i] = sp
+        soft = engine.compress_ranked(
+            texts, scores, self.rate, target_tokens=self.target_tokens, batch_size=self.batch_size
+        )
         out = []
         for item, text, sp in zip(nodes, texts, soft, strict=True):
             node = item.node.model_copy(deep=True)

@@ -200,3 +200,16 @@ def test_config_validation_names_the_field():
         GMSAEngine.from_backbone(make_engine().model.backbone, None, TINY)
     with pytest.raises(TypeError, match="model_or_path"):
         GMSAEngine.from_backbone(42, None, TINY)
+
+
+def test_compress_ranked_spends_a_budget_on_the_best_passages(llama_engine):
+    texts = ["a" * 40, "b" * 40, "c" * 40]
+    sps = llama_engine.compress_ranked(texts, [0.9, 0.5, 0.1], 4, target_tokens=25)
+    assert [sp.rate for sp in sps] == [4, 4, 8]
+    assert sum(sp.num_tokens for sp in sps) <= 25
+    unlimited = llama_engine.compress_ranked(texts, [0.9, 0.5, 0.1], 4)
+    assert [sp.rate for sp in unlimited] == [4, 4, 4]
+    with pytest.raises(ValueError, match="scores"):
+        llama_engine.compress_ranked(texts, [1.0], 4)
+    with pytest.raises(ValueError, match="target_tokens"):
+        llama_engine.compress_ranked(texts, [1, 2, 3], 4, target_tokens=0)

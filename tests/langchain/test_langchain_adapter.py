@@ -166,3 +166,9 @@ def test_custom_prompt_template_works(engine):
     prompt = ChatPromptTemplate.from_messages([("system", "Answer briefly."), ("human", "{context}\n\n{question}")])
     out = (prompt | ChatGMSA(engine=engine, max_tokens=4)).invoke({"context": format_docs(docs), "question": "?"})
     assert out.usage_metadata["input_tokens"] > sum(d.metadata["gmsa_soft_tokens"] for d in docs)
+
+
+def test_compressor_budget_uses_relevance_scores(engine):
+    docs = [Document("a" * 40, metadata={"relevance_score": s}) for s in (0.1, 0.9, 0.5)]
+    out = GMSACompressor(engine=engine, rate=4, target_tokens=25).compress_documents(docs, "q")
+    assert [d.metadata["gmsa_rate"] for d in out] == [8, 4, 4]

@@ -85,3 +85,9 @@ def test_query_engine_streaming_async_and_retriever_query_engine(engine, index):
         index.as_retriever(similarity_top_k=2), llm=llm, node_postprocessors=post, text_qa_template=GMSA_QA_TEMPLATE
     )
     assert str(rqe.query("Where was Mira born?")) == str(response)
+
+
+def test_postprocessor_budget_uses_node_scores(engine):
+    nodes = [NodeWithScore(node=TextNode(text="a" * 40), score=s) for s in (0.1, 0.9, 0.5)]
+    out = GMSANodePostprocessor(engine=engine, rate=4, target_tokens=25).postprocess_nodes(nodes, query_str="q")
+    assert [n.node.metadata["gmsa_rate"] for n in out] == [8, 4, 4]
