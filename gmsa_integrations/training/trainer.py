@@ -7,6 +7,7 @@ how a checkpoint is written (as a GMSA checkpoint that `GMSAEngine.from_pretrain
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,12 +21,13 @@ from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..engine import GMSAConfig, GMSAEngine
-from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json
+from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json, save_tensors
 from .data import read_rows
 from .objective import GMSACollator, GMSAObjective
 
 Stage = Literal["ae", "keft"]
-KEFTMode = Literal["qkv", "full"]
+KEFTMode = Literal["qkv", "full", "lora"]
+KEFT_LORA_FILE = "keft_lora.safetensors"
 QKV_PATTERN = re.compile(r"\.self_attn\.(q_proj|k_proj|v_proj)\.(weight|bias)$")
 
 
@@ -57,7 +59,10 @@ class TrainConfig:
     memory_tokens: int = 0
     """Memory tokens of the ``memory-tokens`` baseline (0: enough for the smallest rate)."""
     keft_mode: KEFTMode = "qkv"
-    """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2)."""
+    """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2);
+    ``lora``: LoRA on Q/K/V, folded into dense Q/K/V weights when saved (saves training memory)."""
+    keft_lora_r: int = 16
+    keft_lora_alpha: int = 32
     max_length: int = 512
     """Context tokens per passage (longer passages are truncated)."""
     max_window_tokens: int = 512
@@ -88,8 +93,8 @@ class TrainConfig:
             raise ValueError("KEFT starts from an autoencoder checkpoint: pass init (--init DIR)")
         if self.stage == "ae" and not (self.backbone or self.init):
             raise ValueError("autoencoder training needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
-        if self.keft_mode not in ("qkv", "full"):
-            raise ValueError(f"keft_mode must be 'qkv' or 'full', got {self.keft_mode!r}")
+        if self.keft_mode not in ("qkv", "full", "lora"):
+            raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {self.keft_mode!r}")
         if isinstance(self.rates, str):
             self.rates = parse_rates(self.rates)
         if not self.rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.rates):
@@ -158,12 +163,70 @@ class GMSATrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         output_dir = output_dir or self.args.output_dir
-        self.engine.save_pretrained(output_dir)
+        lora = _decoder_lora_layers(self.engine)
+        if not lora:
+            self.engine.save_pretrained(output_dir)
+            return
+        # KEFT-LoRA: save dense Q/K/V overrides (what from_pretrained reads) plus A/B (what resume reads)
+        save_tensors(Path(output_dir) / KEFT_LORA_FILE, _lora_state(lora))
+        with _lora_folded(self.engine, lora):
+            self.engine.save_pretrained(output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        lora = _decoder_lora_layers(self.engine)
+        if lora:
+            state = load_tensors(Path(resume_from_checkpoint) / KEFT_LORA_FILE)
+            with torch.no_grad():
+                for name, tensor in _lora_state(lora).items():
+                    tensor.copy_(state[name])
+            return
         meta = read_json(Path(resume_from_checkpoint) / "gmsa_config.json")
         tensors = load_tensors(Path(resume_from_checkpoint) / WEIGHTS_NAME, meta.get("weights_sha256"))
         self.engine.model.load_gmsa_state_dict(tensors)
+
+
+def _decoder_lora_layers(engine: GMSAEngine) -> dict[str, Any]:
+    from peft.tuners.lora import LoraLayer
+
+    return {n: m for n, m in engine.model.backbone.named_modules() if isinstance(m, LoraLayer)}
+
+
+def _lora_state(layers: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{part}": getattr(module, part)["keft"].weight.data
+        for name, module in layers.items()
+        for part in ("lora_A", "lora_B")
+    }
+
+
+def _fold_lora(engine: GMSAEngine, layers: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Replace each LoRA-wrapped projection by its plain base, with W + BA as a KEFT override.
+    Returns the overrides that were in place before (for `_unfold_lora`)."""
+    backbone = engine.model.backbone
+    with torch.no_grad():
+        merged = {f"{name}.weight": m.base_layer.weight + m.get_delta_weight("keft") for name, m in layers.items()}
+    for name, module in layers.items():
+        parent, _, child = name.rpartition(".")
+        setattr(backbone.get_submodule(parent), child, module.base_layer)
+    previous = engine.model.decoder_overrides()
+    engine.model.set_decoder_overrides({**previous, **merged})
+    return previous
+
+
+def _unfold_lora(engine: GMSAEngine, layers: dict[str, Any], previous: dict[str, torch.Tensor]) -> None:
+    engine.model.set_decoder_overrides(previous)
+    for name, module in layers.items():
+        parent, _, child = name.rpartition(".")
+        setattr(engine.model.backbone.get_submodule(parent), child, module)
+
+
+@contextlib.contextmanager
+def _lora_folded(engine: GMSAEngine, layers: dict[str, Any]):
+    previous = _fold_lora(engine, layers)
+    try:
+        yield
+    finally:
+        _unfold_lora(engine, layers, previous)
 
 
 def _build_engine(config: TrainConfig) -> GMSAEngine:
@@ -190,7 +253,9 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
     return engine
 
 
-def select_trainable(engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qkv") -> list[str]:
+def select_trainable(
+    engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qkv", lora_r: int = 16, lora_alpha: int = 32
+) -> list[str]:
     """Freeze everything, then unfreeze exactly what the stage trains; returns the trainable names."""
     model = engine.model
     model.unmerge_encoder_lora()  # train the adapters, not weights they were folded into
@@ -204,8 +269,16 @@ def select_trainable(engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qk
         else:
             model.lsa.requires_grad_(True)
     else:
-        if keft_mode not in ("qkv", "full"):
-            raise ValueError(f"keft_mode must be 'qkv' or 'full', got {keft_mode!r}")
+        if keft_mode not in ("qkv", "full", "lora"):
+            raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {keft_mode!r}")
+        if keft_mode == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=["q_proj", "k_proj", "v_proj"])
+            inject_adapter_in_model(config, model.backbone, adapter_name="keft")
+            for name, param in model.backbone.named_parameters():
+                param.requires_grad = "lora_" in name
+            return [n for n, p in model.named_parameters() if p.requires_grad]
         tied = model.backbone.get_input_embeddings().weight
         names = []
         for name, param in model.backbone.named_parameters():
@@ -233,7 +306,7 @@ def train(config: TrainConfig) -> GMSAEngine:
     """Run one training stage and write a GMSA checkpoint (plus ``log.jsonl``) to ``config.output_dir``."""
     rows = read_rows(config.data, "ae" if config.stage == "ae" else "qa")
     engine = _build_engine(config)
-    select_trainable(engine, config.stage, config.keft_mode)
+    select_trainable(engine, config.stage, config.keft_mode, config.keft_lora_r, config.keft_lora_alpha)
     if config.gradient_checkpointing:
         engine.model.encoder.gradient_checkpointing_enable({"use_reentrant": False})
         engine.model.backbone.gradient_checkpointing_enable({"use_reentrant": False})
@@ -287,6 +360,9 @@ def train(config: TrainConfig) -> GMSAEngine:
     engine.model.eval()
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
+    lora = _decoder_lora_layers(engine)
+    if lora:  # the returned engine serves the tuned decoder as dense overrides, like a loaded one
+        _fold_lora(engine, lora)
     engine.refresh_fingerprint()
     return engine
 

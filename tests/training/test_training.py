@@ -87,7 +87,7 @@ def _gmsa_config():
     return GMSAConfig(encoder_layers=2, lora_r=8, lora_alpha=16, default_rate=4, max_window_tokens=64)
 
 
-@pytest.mark.parametrize("mode", ["qkv", "full"])
+@pytest.mark.parametrize("mode", ["qkv", "full", "lora"])
 def test_keft_trains_only_the_decoder_and_keeps_soft_tokens(workdir, ae_checkpoint, mode):
     out = workdir / f"keft-{mode}"
     config = TrainConfig(
@@ -111,7 +111,7 @@ def test_keft_trains_only_the_decoder_and_keeps_soft_tokens(workdir, ae_checkpoi
         assert torch.equal(a.embeddings, b.embeddings)
     tuned = keft.model.decoder_overrides()
     assert tuned
-    if mode == "qkv":
+    if mode in ("qkv", "lora"):
         assert all(n.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight")) for n in tuned)
         assert len(tuned) == 3 * 4
     else:
@@ -207,6 +207,25 @@ def test_two_process_torchrun_on_cpu(workdir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    keft = [
+        *cmd[:7],
+        "train",
+        "keft",
+        "--init",
+        str(out),
+        "--data",
+        str(workdir / "qa.jsonl"),
+        "--output-dir",
+        str(tmp_path / "ddp-keft"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
+    result = subprocess.run(keft, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert GMSAEngine.from_pretrained(tmp_path / "ddp-keft").model.has_decoder_overrides
     engine = GMSAEngine.from_pretrained(out)
     assert engine.compress([FACTS[0]])[0].num_tokens > 0
     assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [2, 4]
@@ -245,3 +264,28 @@ def test_bad_train_config_is_a_clear_error():
         TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", rates="4,x")
     with pytest.raises(ValueError, match="keft_mode"):
         TrainConfig(stage="keft", init="i", data="x", output_dir="y", keft_mode="bogus")
+
+
+def test_keft_lora_resumes_from_its_adapters(workdir, ae_checkpoint, tmp_path):
+    common = dict(
+        stage="keft",
+        init=str(ae_checkpoint),
+        data=str(workdir / "qa.jsonl"),
+        batch_size=3,
+        learning_rate=3e-3,
+        keft_mode="lora",
+        keft_lora_r=4,
+        **SMALL,
+    )
+    train(TrainConfig(output_dir=str(tmp_path / "a"), max_steps=10, save_steps=5, **common))
+    assert (tmp_path / "a" / "checkpoint-5" / "keft_lora.safetensors").is_file()
+    resumed = tmp_path / "b"
+    import shutil
+
+    shutil.copytree(tmp_path / "a" / "checkpoint-5", resumed / "checkpoint-5")
+    train(TrainConfig(output_dir=str(resumed), max_steps=10, save_steps=100, resume=True, **common))
+    steps = [json.loads(line)["step"] for line in (resumed / "log.jsonl").read_text().splitlines()]
+    assert steps == [10]
+    a, b = GMSAEngine.from_pretrained(tmp_path / "a"), GMSAEngine.from_pretrained(resumed)
+    for name, tensor in a.model.decoder_overrides().items():
+        torch.testing.assert_close(tensor, b.model.decoder_overrides()[name])
