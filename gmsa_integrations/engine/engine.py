@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -25,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from . import checkpoint as ckpt
 from .budget import allocate_rates, check_positive_int
 from .config import GMSAConfig
-from .generation import SamplingParams, TextAssembler, decode_tokens
+from .generation import SamplingParams, TextAssembler, decode_tokens, new_kv_cache
 from .merging import num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
@@ -580,7 +581,9 @@ class GMSAEngine:
             n_out = len(assemblers[row].token_ids)
             return Completion(text, input_counts[row], soft_counts[row], n_out, reason)
 
-        steps = decode_tokens(self._forward, self._embed, embeds, mask, eos_ids, params, guard, finished)
+        cache = new_kv_cache(self.model.backbone.config, params.max_new_tokens)
+        forward = functools.partial(self._forward, new_cache=cache)
+        steps = decode_tokens(forward, self._embed, embeds, mask, eos_ids, params, guard, finished)
         for tokens in steps:
             pieces: list[Completion | None] = []
             for row, token in enumerate(tokens):
@@ -637,8 +640,10 @@ class GMSAEngine:
         return embeds, mask, [r.shape[0] for r in rows], soft_counts
 
     def _forward(
-        self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+        self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, new_cache: Any = None
     ) -> tuple[torch.Tensor, Any]:
+        if cache is None:
+            cache = new_cache
         out = self.model.backbone(
             inputs_embeds=embeds,
             # without padding the mask is all ones: skip building a 4-D mask at every step

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,46 @@ class SamplingParams:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise TypeError(f"stop must be a list of non-empty strings, got {list(self.stop)!r}")
+
+
+class _ReservedLayer(DynamicLayer):
+    """A KV-cache layer that writes new states into reserved capacity.
+
+    HF's `DynamicLayer` concatenates the whole cache with each new token (a third of CPU decode time
+    at 2k tokens); this one allocates prompt + ``reserve`` positions once and hands out views.
+    """
+
+    def __init__(self, reserve: int) -> None:
+        super().__init__()
+        self.reserve = reserve
+        self.length = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._k = self._v = None
+        new = key_states.shape[-2]
+        if self._k is None or self.length + new > self._k.shape[-2]:
+            capacity = self.length + new + max(self.reserve, new)
+            k = key_states.new_empty(*key_states.shape[:-2], capacity, key_states.shape[-1])
+            v = value_states.new_empty(*value_states.shape[:-2], capacity, value_states.shape[-1])
+            if self.length:
+                k[..., : self.length, :] = self._k[..., : self.length, :]
+                v[..., : self.length, :] = self._v[..., : self.length, :]
+            self._k, self._v = k, v
+        self._k[..., self.length : self.length + new, :] = key_states
+        self._v[..., self.length : self.length + new, :] = value_states
+        self.length += new
+        self.keys, self.values = self._k[..., : self.length, :], self._v[..., : self.length, :]
+        return self.keys, self.values
+
+
+def new_kv_cache(config: object, reserve: int) -> Cache:
+    """A KV cache for one generation call that will add about ``reserve`` tokens after the prompt."""
+    layer_types = getattr(config, "layer_types", None) or []
+    if any(t != "full_attention" for t in layer_types):
+        return DynamicCache(config=config)  # sliding-window layers need HF's own layer types
+    return Cache(layers=[_ReservedLayer(reserve) for _ in range(config.num_hidden_layers)])
 
 
 @dataclass
