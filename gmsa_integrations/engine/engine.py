@@ -104,8 +104,9 @@ class GMSAEngine:
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
         self._references: OrderedDict[str, SoftPrompt] = OrderedDict()
-        self.max_references = 100_000
-        """How many referenced soft prompts stay in memory (older ones are re-read from the store)."""
+        self.max_references = 4096
+        """How many referenced soft prompts stay in memory; older ones are re-read from the store, or are
+        unknown without one (a reference normally lives for one query)."""
 
     # ------------------------------------------------------------------------------------ building
     @classmethod
@@ -292,7 +293,7 @@ class GMSAEngine:
         """
         texts = _check_texts(texts)
         rate = _check_rate(self.config.default_rate if rate is None else rate)
-        batch_size = _check_rate(batch_size) if batch_size is not None else 16
+        batch_size = check_positive_int("batch_size", batch_size)
         results: list[SoftPrompt | None] = [None] * len(texts)
         todo = list(range(len(texts)))
         if self.store is not None:

@@ -213,3 +213,8 @@ def test_compress_ranked_spends_a_budget_on_the_best_passages(llama_engine):
         llama_engine.compress_ranked(texts, [1.0], 4)
     with pytest.raises(ValueError, match="target_tokens"):
         llama_engine.compress_ranked(texts, [1, 2, 3], 4, target_tokens=0)
+
+
+def test_batch_size_must_be_a_positive_int(llama_engine):
+    with pytest.raises(ValueError, match="batch_size"):
+        llama_engine.compress(PASSAGES, batch_size=0)
