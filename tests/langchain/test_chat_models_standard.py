@@ -9,7 +9,7 @@ from tests.conftest import make_engine
 ENGINE = make_engine("llama")
 
 
-class TestChatGMSAUnit(ChatModelUnitTests):
+class _ChatGMSASetup:
     @property
     def chat_model_class(self) -> type[ChatGMSA]:
         return ChatGMSA
@@ -19,11 +19,9 @@ class TestChatGMSAUnit(ChatModelUnitTests):
         return {"engine": ENGINE}
 
 
-class TestChatGMSAIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatGMSA]:
-        return ChatGMSA
+class TestChatGMSAUnit(_ChatGMSASetup, ChatModelUnitTests):
+    pass
 
-    @property
-    def chat_model_params(self) -> dict:
-        return {"engine": ENGINE}
+
+class TestChatGMSAIntegration(_ChatGMSASetup, ChatModelIntegrationTests):
+    pass
