@@ -3,5 +3,14 @@
 from .chains import GMSA_RAG_PROMPT, create_gmsa_rag_chain, format_docs
 from .chat_models import ChatGMSA
 from .compressors import GMSACompressor
+from .vectorstores import FaissVectorStore, MiniLMEmbeddings
 
-__all__ = ["GMSA_RAG_PROMPT", "ChatGMSA", "GMSACompressor", "create_gmsa_rag_chain", "format_docs"]
+__all__ = [
+    "GMSA_RAG_PROMPT",
+    "ChatGMSA",
+    "FaissVectorStore",
+    "GMSACompressor",
+    "MiniLMEmbeddings",
+    "create_gmsa_rag_chain",
+    "format_docs",
+]
