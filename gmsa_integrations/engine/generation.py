@@ -59,7 +59,9 @@ class _ReservedLayer(DynamicLayer):
             self._k = self._v = None
         new = key_states.shape[-2]
         if self._k is None or self.length + new > self._k.shape[-2]:
-            capacity = self.length + new + max(self.reserve, new)
+            # first: exactly prompt + reserve; if a call ever outgrows that, double
+            growth = max(self.reserve, 1) if self._k is None else max(self.reserve, self.length)
+            capacity = self.length + new + growth
             k = key_states.new_empty(*key_states.shape[:-2], capacity, key_states.shape[-1])
             v = value_states.new_empty(*value_states.shape[:-2], capacity, value_states.shape[-1])
             if self.length:

@@ -218,3 +218,16 @@ def test_compress_ranked_spends_a_budget_on_the_best_passages(llama_engine):
 def test_batch_size_must_be_a_positive_int(llama_engine):
     with pytest.raises(ValueError, match="batch_size"):
         llama_engine.compress(PASSAGES, batch_size=0)
+
+
+def test_kv_cache_reserves_only_the_new_tokens_beyond_the_prompt():
+    from gmsa_integrations.engine.generation import _ReservedLayer
+
+    layer = _ReservedLayer(reserve=4)
+    keys = torch.randn(1, 2, 100, 8)
+    out_k, _ = layer.update(keys, keys.clone())
+    assert layer._k.shape[-2] == 104 and torch.equal(out_k, keys)
+    for _ in range(6):  # two more than reserved: grows, keeps every state
+        step = torch.randn(1, 2, 1, 8)
+        out_k, _ = layer.update(step, step.clone())
+    assert out_k.shape[-2] == 106 and torch.equal(out_k[..., :100, :], keys) and torch.equal(out_k[..., -1:, :], step)
