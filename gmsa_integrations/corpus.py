@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .jsonl import iter_jsonl
 
 
 @dataclass(frozen=True)
@@ -23,20 +24,13 @@ def read_corpus(path: str | os.PathLike) -> list[Passage]:
         raise ValueError(f"{path}: no such corpus file")
     passages: list[Passage] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise ValueError(f"{path}:{number}: expected an object with a string field 'text'")
-            passage_id = str(row.get("id", number))
-            if passage_id in seen:
-                raise ValueError(f"{path}:{number}: duplicate id {passage_id!r}")
-            seen.add(passage_id)
-            metadata = {k: v for k, v in row.items() if k not in ("text", "id")}
-            passages.append(Passage(passage_id, row["text"], metadata))
+    for number, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError(f"{path}:{number}: expected an object with a string field 'text'")
+        passage_id = str(row.get("id", number))
+        if passage_id in seen:
+            raise ValueError(f"{path}:{number}: duplicate id {passage_id!r}")
+        seen.add(passage_id)
+        metadata = {k: v for k, v in row.items() if k not in ("text", "id")}
+        passages.append(Passage(passage_id, row["text"], metadata))
     return passages

@@ -6,11 +6,12 @@ or ``{"question": ..., "answers": [...], "context": "..."}``. Extra fields are i
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ..jsonl import iter_jsonl
 
 Task = Literal["ae", "qa"]
 
@@ -84,16 +85,7 @@ def read_rows(path: str | os.PathLike, task: Task) -> list[AERow | QARow]:
         records = ({k: v for k, v in r.items() if v is not None} for r in dataset)
         rows = [parse_row(r, task, f"{path}:row {i}") for i, r in enumerate(records)]
     elif path.is_file():
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-                rows.append(parse_row(record, task, f"{path}:{number}"))
+        rows = [parse_row(record, task, f"{path}:{number}") for number, record in iter_jsonl(path, DataError)]
     else:
         raise DataError(f"{path}: no such file or directory")
     if not rows:
