@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .synth import add_data_parser
 
     add_data_parser(subparsers)
+    from .evaluation.cli import add_eval_parser
+
+    add_eval_parser(subparsers)
     return parser
 
 

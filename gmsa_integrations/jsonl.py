@@ -1,4 +1,4 @@
-"""Reading JSON Lines with errors that name the file and line (shared by corpora and training data)."""
+"""Reading JSON Lines with errors that name the file and line (shared by corpora and records)."""
 
 from __future__ import annotations
 

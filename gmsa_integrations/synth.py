@@ -89,16 +89,29 @@ LANDMARKS = ["Tower", "Bridge", "Gate", "Cathedral", "Lighthouse", "Observatory"
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 OPENERS = ["", "According to local records, ", "Notably, ", "As the archives show, "]
-FILLERS = [
-    "{name} is known among colleagues for a dry sense of humour.",
-    "Several letters written by {name} are kept in a private collection.",
-    "{name} rarely gives interviews.",
-    "A short profile of {name} appeared in a regional newspaper.",
+# Filler sentences carry no asked-about fact; each kind gets sentences that make sense for it.
+_PLACE_FILLERS = [
     "The town of {city} hosts a small festival every summer.",
-    "{org} publishes an annual report each spring.",
     "Visitors to {city} often mention its narrow streets.",
-    "{org} has offices on three floors of its main building.",
+    "A short profile of {city} appeared in a regional newspaper.",
 ]
+_ORG_FILLERS = [
+    "{org} publishes an annual report each spring.",
+    "{org} has offices on three floors of its main building.",
+    "A short profile of {org} appeared in a regional newspaper.",
+]
+FILLERS: dict[str, list[str]] = {
+    "person": [
+        "{name} is known among colleagues for a dry sense of humour.",
+        "Several letters written by {name} are kept in a private collection.",
+        "{name} rarely gives interviews.",
+        "A short profile of {name} appeared in a regional newspaper.",
+        *_PLACE_FILLERS[:2],
+        *_ORG_FILLERS[:2],
+    ],
+    "org": [*_ORG_FILLERS, *_PLACE_FILLERS[:2]],
+    "place": _PLACE_FILLERS,
+}
 
 # Predicate phrasings per fact type; with the four openers each gives >= 32 templates.
 PERSON_FACTS: dict[str, list[str]] = {
@@ -451,7 +464,7 @@ def write_passage(entity: Entity, rng: random.Random) -> str:
     for _ in range(rng.randint(0, 2)):
         sentences.insert(
             rng.randint(1, len(sentences)),
-            rng.choice(FILLERS).format(name=entity.name, city=filler_city, org=filler_org),
+            rng.choice(FILLERS[entity.kind]).format(name=entity.name, city=filler_city, org=filler_org),
         )
     return " ".join(sentences)
 

@@ -453,7 +453,8 @@ class GMSAEngine:
         Keyword arguments: ``max_new_tokens`` (64), ``temperature`` (0 = greedy), ``top_p``,
         ``repetition_penalty``, ``stop`` (list of strings), ``seed``, ``ignore_eos`` (generate exactly
         ``max_new_tokens``, for benchmarks), and ``decoder``: ``"auto"`` (KEFT-tuned decoder when soft
-        prompts are given, the original backbone otherwise), ``"keft"`` or ``"original"``.
+        prompts are given, the original backbone otherwise), ``"keft"`` or ``"original"`` (the frozen
+        backbone the autoencoder was trained against: use it to reconstruct text from soft tokens).
         """
         return self.complete(prompt, soft_prompts, **kwargs).text
 
@@ -560,8 +561,6 @@ class GMSAEngine:
         uses_soft = any(isinstance(seg, SoftPrompt) for row in rows for seg in row)
         if decoder == "auto":
             decoder = "keft" if uses_soft else "original"
-        if decoder == "original" and uses_soft and self.model.has_decoder_overrides:
-            raise ValueError("soft prompts need the KEFT decoder; decoder='original' serves plain text only")
 
         embeds, mask, input_counts, soft_counts = self._decoder_inputs(rows)
         eos_ids = set() if ignore_eos else _eos_ids(self.tokenizer, self.model.backbone)

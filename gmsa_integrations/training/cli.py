@@ -1,4 +1,8 @@
-"""``gmsa train ae|keft``: flags mirror `TrainConfig` fields; ``--config FILE.yaml`` takes the same keys."""
+"""``gmsa train backbone|ae|keft``.
+
+``ae``/``keft`` flags mirror `TrainConfig` fields (``--config FILE.yaml`` takes the same keys);
+``backbone`` flags mirror `PretrainConfig` (a small Llama from scratch, the default model's first step).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +43,9 @@ _FLAGS: list[tuple[str, type | None, str]] = [
 
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train GMSA (autoencoder, then KEFT)")
+    train = subparsers.add_parser("train", help="train GMSA (autoencoder, then KEFT) or a small backbone")
     stages = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    _add_backbone_parser(stages)
     for stage, help_text in (("ae", "stage 1: autoencoder pretraining"), ("keft", "stage 2: knowledge extraction")):
         parser = stages.add_parser(stage, help=help_text)
         parser.add_argument("--config", help="YAML file with the same keys as the flags")
@@ -62,4 +67,28 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config, **given) if args.config else TrainConfig(**given)
     train(config)
     print(f"checkpoint written to {config.output_dir}")
+    return 0
+
+
+def _add_backbone_parser(stages: argparse._SubParsersAction) -> None:
+    from .pretrain import PretrainConfig
+
+    parser = stages.add_parser("backbone", help="stage 0: tokenizer + small Llama from scratch")
+    for f in dataclasses.fields(PretrainConfig):
+        if f.name == "show_progress":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        required = f.default is dataclasses.MISSING
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(flag, type=kind, required=required, default=None if required else f.default)
+    parser.add_argument("--no-progress", dest="show_progress", action="store_false")
+    parser.set_defaults(func=run_pretrain)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import PretrainConfig, pretrain_backbone
+
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    output = pretrain_backbone(PretrainConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    print(f"backbone written to {output}")
     return 0

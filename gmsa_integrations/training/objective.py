@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.model import GMSAModel, base_model_of
-from .data import AERow, QARow
+from ..records import AERow, QARow
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

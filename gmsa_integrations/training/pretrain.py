@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
 from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
-from .data import AERow, QARow, read_rows
+from ..records import AERow, QARow, read_rows
 from .trainer import JsonlLogCallback
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]

@@ -22,7 +22,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..engine import GMSAConfig, GMSAEngine
 from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json, save_tensors
-from .data import read_rows
+from ..records import read_rows
 from .objective import GMSACollator, GMSAObjective
 
 Stage = Literal["ae", "keft"]

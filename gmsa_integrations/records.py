@@ -1,4 +1,4 @@
-"""Training data: JSON Lines (or a local Hugging Face ``datasets`` directory) -> validated rows.
+"""Training and evaluation records: JSON Lines (or a local Hugging Face ``datasets`` directory) -> validated rows.
 
 Autoencoder rows: ``{"text": ...}``. QA rows: ``{"question": ..., "answers": [...], "passages": [...]}``
 or ``{"question": ..., "answers": [...], "context": "..."}``. Extra fields are ignored.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..jsonl import iter_jsonl
+from .jsonl import iter_jsonl
 
 Task = Literal["ae", "qa"]
 

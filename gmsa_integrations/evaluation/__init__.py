@@ -1,0 +1,19 @@
+"""Evaluation: reconstruction and QA metrics, the text-compression baselines, and ``gmsa eval``."""
+
+from .harness import QA_METHODS, Row, evaluate_qa, evaluate_reconstruction, format_table, plot_rows
+from .metrics import bleu, exact_match, f1, normalize_answer, prefix_match, rouge_l
+
+__all__ = [
+    "QA_METHODS",
+    "Row",
+    "bleu",
+    "evaluate_qa",
+    "evaluate_reconstruction",
+    "exact_match",
+    "f1",
+    "format_table",
+    "normalize_answer",
+    "plot_rows",
+    "prefix_match",
+    "rouge_l",
+]

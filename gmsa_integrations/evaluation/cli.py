@@ -1,0 +1,90 @@
+"""``gmsa eval recon|qa``: print a table, write ``{"rows": [...], ...}`` JSON, optionally plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from typing import Any
+
+from ..engine.checkpoint import atomic_write_bytes
+from .harness import QA_METHODS, Row, evaluate_qa, evaluate_reconstruction, format_table, plot_rows
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in QA_METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; choose from {','.join(QA_METHODS)}")
+    return methods
+
+
+def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser("eval", help="measure reconstruction and QA quality")
+    tasks = evaluate.add_subparsers(dest="task", metavar="TASK", required=True)
+    recon = tasks.add_parser("recon", help="reconstruction BLEU / ROUGE-L / prefix match per rate")
+    qa = tasks.add_parser("qa", help="exact match / F1 / latency per method")
+    for parser in (recon, qa):
+        parser.add_argument("--data", required=True, help="JSON Lines file (ae rows for recon, qa rows for qa)")
+        parser.add_argument("--rates", type=_ints, default=[4], help="comma-separated rates, e.g. 4,8")
+        parser.add_argument("--model", default=None, help="GMSA checkpoint directory (default: embedded model)")
+        parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only")
+        parser.add_argument("--json", dest="json_path", default=None, help="write the rows to this JSON file")
+        parser.add_argument("--plot", default=None, help="draw quality against rate into this PNG")
+        parser.add_argument("--device", default=None, help="cpu, cuda, ...")
+        parser.add_argument("--no-progress", dest="show_progress", action="store_false")
+    recon.add_argument("--baseline", default=None, help="an ICAE-style checkpoint to evaluate beside the model")
+    qa.add_argument("--methods", type=_methods, default=list(QA_METHODS), help=",".join(QA_METHODS))
+    recon.set_defaults(func=run_eval)
+    qa.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..engine import GMSAEngine
+    from ..records import read_rows
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    records = read_rows(args.data, "ae" if args.task == "recon" else "qa")[: args.limit]
+    engine = GMSAEngine.from_pretrained(args.model, device=args.device)
+    start = time.perf_counter()
+    rows: list[Row]
+    if args.task == "recon":
+        rows = evaluate_reconstruction(engine, records, args.rates, show_progress=args.show_progress)
+        if args.baseline:
+            baseline = GMSAEngine.from_pretrained(args.baseline, device=args.device)
+            label = "icae" if baseline.config.paradigm == "memory-tokens" else "baseline"
+            rows += evaluate_reconstruction(
+                baseline, records, args.rates, method=label, show_progress=args.show_progress
+            )
+        metric = "bleu"
+    else:
+        rows = evaluate_qa(engine, records, args.rates, args.methods, show_progress=args.show_progress)
+        metric = "exact_match"
+    print(format_table(rows))
+    payload: dict[str, Any] = {
+        "rows": [r.to_dict() for r in rows],
+        "task": args.task,
+        "data": args.data,
+        "model": args.model or "default",
+        "baseline": getattr(args, "baseline", None),
+        "examples": len(records),
+        "seconds": round(time.perf_counter() - start, 1),
+        "hardware": {"device": str(engine.device), "machine": platform.machine(), "python": platform.python_version()},
+    }
+    if args.json_path:
+        atomic_write_bytes(args.json_path, (json.dumps(payload, indent=2) + "\n").encode())
+    if args.plot:
+        plot_rows(rows, metric, args.plot, f"{'reconstruction' if args.task == 'recon' else 'QA'}: {metric}")
+    return 0

@@ -1,0 +1,209 @@
+"""`gmsa eval`: reconstruction and question answering, measured the way the paper measures GMSA.
+
+Reconstruction: a passage is compressed at rate r, and the frozen backbone (the decoder the
+autoencoder was trained against) restates it from the soft tokens after the AE instruction.
+
+QA: every method answers ``QA_TEMPLATE`` with greedy decoding; only the context differs.
+  - ``gmsa``: soft tokens of each passage (compressed per query, so compression time counts).
+  - ``full_context``: the full passages as text, read by the backbone before KEFT.
+  - ``truncate``: the first ceil(L/r) tokens of each passage (the soft-token budget), as text.
+  - ``token_drop``: the ceil(L/r) tokens of each passage with the highest backbone surprisal,
+    kept in order (LLMLingua-style), as text; scoring them counts as compression time.
+  - ``no_context``: the question alone.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..engine import GMSAEngine
+from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..records import AERow, QARow
+from . import metrics
+
+QA_METHODS = ("gmsa", "full_context", "truncate", "token_drop", "no_context")
+ANSWER_TOKENS = 24
+
+
+@dataclass
+class Row:
+    """One line of a results table (``rate`` is None for methods without a compression rate)."""
+
+    method: str
+    rate: int | None
+    values: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "rate": self.rate, **self.values}
+
+
+def _progress(items: Sequence[Any], desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False)
+
+
+def evaluate_reconstruction(
+    engine: GMSAEngine,
+    rows: Sequence[AERow],
+    rates: Sequence[int],
+    *,
+    method: str = "gmsa",
+    show_progress: bool = False,
+) -> list[Row]:
+    """BLEU, ROUGE-L, exact match and prefix match of the restated text at each rate."""
+    results = []
+    references = [row.text for row in rows]
+    for rate in rates:
+        hypotheses = []
+        for text in _progress(references, f"recon {method} {rate}x", show_progress):
+            soft = engine.compress([text], rate=rate)
+            budget = engine.count_tokens(text) + 16
+            hypotheses.append(
+                engine.generate(engine.config.ae_instruction, soft, max_new_tokens=budget, decoder="original").strip()
+            )
+        pairs = list(zip(hypotheses, references, strict=True))
+        values = {
+            "bleu": metrics.bleu(hypotheses, references),
+            "rouge_l": statistics.fmean(metrics.rouge_l(h, r) for h, r in pairs),
+            "exact": statistics.fmean(float(h == r.strip()) for h, r in pairs),
+            "prefix_match": statistics.fmean(metrics.prefix_match(h, r) for h, r in pairs),
+            "n": len(references),
+        }
+        results.append(Row(method, rate, values))
+    return results
+
+
+def surprisal(engine: GMSAEngine, ids: list[int]) -> torch.Tensor:
+    """-log p(token_t | BOS, tokens before t) under the original backbone, one value per token."""
+    bos = engine.tokenizer.bos_token_id
+    prefix = [bos] if bos is not None else []
+    inputs = torch.tensor([prefix + ids], device=engine.device)
+    with torch.inference_mode(), engine.model.original_decoder():
+        logits = engine.model.backbone(input_ids=inputs).logits[0].float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    scores = log_probs[:-1].gather(1, inputs[0, 1:, None]).squeeze(1).neg()
+    if not prefix:  # without BOS the first token has no prediction: always keep it
+        scores = torch.cat([scores.new_tensor([math.inf]), scores])
+    return scores
+
+
+def _budget(n_tokens: int, rate: int) -> int:
+    return math.ceil(n_tokens / rate)
+
+
+def truncate_passage(engine: GMSAEngine, passage: str, rate: int) -> str:
+    ids = engine.tokenizer(passage, add_special_tokens=False)["input_ids"]
+    return engine.tokenizer.decode(ids[: _budget(len(ids), rate)])
+
+
+def drop_tokens(engine: GMSAEngine, passage: str, rate: int) -> str:
+    ids = engine.tokenizer(passage, add_special_tokens=False)["input_ids"]
+    if not ids:
+        return ""
+    keep = torch.topk(surprisal(engine, ids), _budget(len(ids), rate)).indices.sort().values.tolist()
+    return engine.tokenizer.decode([ids[i] for i in keep])
+
+
+def _answer_with(engine: GMSAEngine, method: str, row: QARow, rate: int) -> str:
+    options: dict[str, Any] = {"max_new_tokens": ANSWER_TOKENS, "stop": ["\n"]}
+    if method == "gmsa":
+        soft = engine.compress(list(row.passages), rate=rate)
+        context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in soft)
+        return engine.generate(QA_TEMPLATE.format(context=context, question=row.question), **options)
+    passages: dict[str, Callable[[str], str]] = {
+        "full_context": lambda p: p,
+        "truncate": lambda p: truncate_passage(engine, p, rate),
+        "token_drop": lambda p: drop_tokens(engine, p, rate),
+    }
+    if method == "no_context":
+        context = ""
+    elif method in passages:
+        context = PASSAGE_SEPARATOR.join(passages[method](p) for p in row.passages)
+    else:
+        raise ValueError(f"unknown QA method {method!r}; choose from {', '.join(QA_METHODS)}")
+    prompt = QA_TEMPLATE.format(context=context, question=row.question)
+    return engine.generate(prompt, decoder="original", **options)
+
+
+def evaluate_qa(
+    engine: GMSAEngine,
+    rows: Sequence[QARow],
+    rates: Sequence[int],
+    methods: Sequence[str] = QA_METHODS,
+    *,
+    show_progress: bool = False,
+) -> list[Row]:
+    """Exact match, F1 and median end-to-end latency (seconds per question) of each method."""
+    unknown = [m for m in methods if m not in QA_METHODS]
+    if unknown:
+        raise ValueError(f"unknown QA method(s) {unknown}; choose from {', '.join(QA_METHODS)}")
+    results = []
+    for method in methods:
+        for rate in rates if method in ("gmsa", "truncate", "token_drop") else [None]:
+            ems, f1s, seconds = [], [], []
+            for row in _progress(rows, f"qa {method}" + (f" {rate}x" if rate else ""), show_progress):
+                start = time.perf_counter()
+                answer = _answer_with(engine, method, row, rate or 1).strip()
+                seconds.append(time.perf_counter() - start)
+                ems.append(metrics.exact_match(answer, row.answers))
+                f1s.append(metrics.f1(answer, row.answers))
+            values = {
+                "exact_match": statistics.fmean(ems),
+                "f1": statistics.fmean(f1s),
+                "median_latency_s": statistics.median(seconds),
+                "n": len(rows),
+            }
+            results.append(Row(method, rate, values))
+    return results
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A fixed-width table of the rows (numbers to three decimals)."""
+    keys = [k for k in rows[0].values] if rows else []
+    header = ["method", "rate", *keys]
+    lines = [header]
+    for row in rows:
+        cells = [row.method, "-" if row.rate is None else f"{row.rate}x"]
+        cells += [f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row.values[k] for k in keys)]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+
+
+def plot_rows(rows: Sequence[Row], metric: str, path: str, title: str) -> None:
+    """Quality against compression rate, one line per method (methods without a rate as flat lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = sorted({r.rate for r in rows if r.rate is not None})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in dict.fromkeys(r.method for r in rows):
+        mine = [r for r in rows if r.method == method]
+        if mine[0].rate is None:
+            ax.axhline(mine[0].values[metric], linestyle="--", label=method, color=None)
+        else:
+            mine.sort(key=lambda r: r.rate)
+            ax.plot([r.rate for r in mine], [r.values[metric] for r in mine], marker="o", label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(rates or [1])
+    ax.set_xticklabels([f"{r}x" for r in rates] or ["1x"])
+    ax.set_xlabel("compression rate")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+import json
+
+import pytest
+
+from gmsa_integrations.cli import main
+from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, format_table
+from gmsa_integrations.evaluation.harness import drop_tokens, surprisal, truncate_passage
+from gmsa_integrations.records import AERow, QARow
+from tests.conftest import make_engine
+
+PASSAGE = "Ada Lind was born in Varnholm. She works for Kettle Mining as a pilot."
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return make_engine("llama")
+
+
+def test_truncate_keeps_the_soft_token_budget(engine):
+    n = engine.count_tokens(PASSAGE)
+    kept = truncate_passage(engine, PASSAGE, 4)
+    assert engine.count_tokens(kept) == -(-n // 4)
+    assert PASSAGE.startswith(kept)
+
+
+def test_token_drop_keeps_the_most_surprising_tokens_in_order(engine):
+    ids = engine.tokenizer(PASSAGE, add_special_tokens=False)["input_ids"]
+    scores = surprisal(engine, ids)
+    assert scores.shape == (len(ids),)
+    kept = drop_tokens(engine, PASSAGE, 4)
+    budget = -(-len(ids) // 4)
+    top = sorted(scores.topk(budget).indices.tolist())
+    assert kept == engine.tokenizer.decode([ids[i] for i in top])
+
+
+def test_reconstruction_rows_per_rate(engine):
+    rows = evaluate_reconstruction(engine, [AERow(PASSAGE), AERow("Short text.")], [4, 8])
+    assert [(r.method, r.rate) for r in rows] == [("gmsa", 4), ("gmsa", 8)]
+    for row in rows:
+        assert 0.0 <= row.values["bleu"] <= 1.0
+        assert 0.0 <= row.values["rouge_l"] <= 1.0
+        assert row.values["n"] == 2
+
+
+def test_qa_rows_cover_every_method(engine):
+    data = [QARow("Where was Ada Lind born?", ("Varnholm",), (PASSAGE, "Kettle Mining is a mining company."))]
+    rows = evaluate_qa(engine, data, [4, 8])
+    keys = [(r.method, r.rate) for r in rows]
+    assert keys == [
+        ("gmsa", 4),
+        ("gmsa", 8),
+        ("full_context", None),
+        ("truncate", 4),
+        ("truncate", 8),
+        ("token_drop", 4),
+        ("token_drop", 8),
+        ("no_context", None),
+    ]
+    assert all(r.values["median_latency_s"] > 0 for r in rows)
+    assert "token_drop" in format_table(rows)
+    with pytest.raises(ValueError, match="unknown QA method"):
+        evaluate_qa(engine, data, [4], ["magic"])
+    assert set(QA_METHODS) == {m for m, _ in keys}
+
+
+def test_cli_writes_json_rows_and_plot(engine, tmp_path, capsys):
+    model = engine.save_pretrained(tmp_path / "model")
+    data = tmp_path / "qa.jsonl"
+    data.write_text(json.dumps({"question": "Where?", "answers": ["Varnholm"], "passages": [PASSAGE]}) + "\n")
+    out, plot = tmp_path / "qa.json", tmp_path / "qa.png"
+    argv = ["eval", "qa", "--data", str(data), "--rates", "4", "--methods", "gmsa,truncate,no_context"]
+    argv += ["--model", str(model), "--json", str(out), "--plot", str(plot), "--no-progress"]
+    assert main(argv) == 0
+    payload = json.loads(out.read_text())
+    assert [(r["method"], r["rate"]) for r in payload["rows"]] == [("gmsa", 4), ("truncate", 4), ("no_context", None)]
+    assert {"exact_match", "f1", "median_latency_s"} <= set(payload["rows"][0])
+    assert plot.stat().st_size > 1000
+    assert "method" in capsys.readouterr().out
+
+
+def test_cli_recon_with_baseline(engine, tmp_path):
+    from gmsa_integrations import GMSAConfig
+
+    model = engine.save_pretrained(tmp_path / "model")
+    config = GMSAConfig(encoder_layers=2, lora_r=8, max_window_tokens=64, paradigm="memory-tokens", memory_tokens=16)
+    icae = make_engine("llama", config)
+    baseline = icae.save_pretrained(tmp_path / "icae")
+    data = tmp_path / "ae.jsonl"
+    data.write_text(json.dumps({"text": PASSAGE}) + "\n")
+    out = tmp_path / "recon.json"
+    argv = ["eval", "recon", "--data", str(data), "--rates", "4", "--model", str(model)]
+    argv += ["--baseline", str(baseline), "--json", str(out), "--no-progress"]
+    assert main(argv) == 0
+    methods = [r["method"] for r in json.loads(out.read_text())["rows"]]
+    assert methods == ["gmsa", "icae"]
+
+
+def test_cli_rejects_unknown_methods(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "qa", "--data", "x.jsonl", "--methods", "gmsa,magic"])
+    assert "magic" in capsys.readouterr().err
