@@ -11,16 +11,32 @@ from collections.abc import Sequence
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="compress passages and answer a question end to end")
-    parser.add_argument("--question", default=None, help="your own question")
+    parser = subparsers.add_parser("demo", help="RAG over a corpus with LangChain and LlamaIndex, GMSA vs full text")
+    parser.add_argument("--question", default=None, help="answer your own question over the corpus")
+    parser.add_argument("--corpus", default=None, help='your own JSON Lines corpus ({"text": ..., "id": ...} rows)')
     parser.add_argument("--rate", type=int, default=4, help="compression rate (default 4)")
+    parser.add_argument("--top-k", type=int, default=3, help="passages retrieved per question (default 3)")
+    parser.add_argument("--sample", type=int, default=30, help="held-out questions in the summary (default 30)")
+    parser.add_argument("--workdir", default=None, help="index and store cache (default ~/.cache/gmsa-integrations)")
+    parser.add_argument("--model", default=None, help="GMSA checkpoint (default: the embedded model)")
     parser.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(question=args.question, rate=args.rate)
+    for name in ("rate", "top_k", "sample"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+    return run_demo(
+        args.question,
+        args.corpus,
+        rate=args.rate,
+        top_k=args.top_k,
+        sample=args.sample,
+        workdir=args.workdir,
+        model=args.model,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

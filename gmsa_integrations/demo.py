@@ -1,49 +1,214 @@
-"""`gmsa demo`: compress passages into soft tokens and answer from them.
+"""`gmsa demo` (what `make demo` runs): retrieval-augmented QA over a corpus, with and without GMSA.
 
-Until the embedded default model ships, this runs on a tiny *untrained* random backbone: it
-shows the mechanics (token counts, timings, the API) and says plainly that its answers are noise.
+Steps: a FAISS index over the corpus (MiniLM embeddings, built once and reused), the corpus's soft
+tokens precomputed into a `SoftTokenStore`, then questions answered through the LangChain chain and
+the LlamaIndex query engine, each compared with the same retrieval feeding the full text to the
+backbone. The bundled corpus and questions come from the held-out world of `gmsa data synth` (names
+the default model never saw in training).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import statistics
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .engine import GMSAConfig, GMSAEngine
-from .engine.backbones import char_tokenizer, random_backbone
+from .corpus import Passage, read_corpus
+from .engine import GMSAEngine, SoftTokenStore
+from .jsonl import iter_jsonl
+from .prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
 
-PASSAGES = [
-    "Mira Solen was born in Kethport in 1971. She studied marine biology and works for Orvan Tools.",
-    "Orvan Tools was founded in 1958 by Tamsin Reil. Its headquarters are in Dalby, on the river Anwe.",
-]
-
-
-def _engine() -> tuple[GMSAEngine, bool]:
-    try:
-        return GMSAEngine.from_pretrained(), True
-    except FileNotFoundError:
-        backbone = random_backbone("llama", layers=4, hidden=64, heads=4, kv_heads=2)
-        config = GMSAConfig(encoder_layers=2, lsa_layers=1, lora_r=8, max_window_tokens=256)
-        return GMSAEngine.from_backbone(backbone, char_tokenizer(), config), False
+DEMO_DATA = Path(__file__).parent / "demo_data"
+BUNDLED_CORPUS = DEMO_DATA / "corpus.jsonl"
+BUNDLED_QUESTIONS = DEMO_DATA / "questions.jsonl"
+ANSWER_OPTIONS: dict[str, Any] = {"max_tokens": 24, "stop": ["\n"]}
+OUT_OF_DOMAIN = (
+    "NOTE: the default model is a ~7M-parameter model trained only on a synthetic world of fictional\n"
+    "people, organizations and places. Your passages are outside that domain, so expect poor answers;\n"
+    "the pipeline is the same with a real backbone trained by `gmsa train` (see examples/train_your_own.py)."
+)
 
 
-def run_demo(question: str | None = None, rate: int = 4) -> int:
-    engine, trained = _engine()
-    if not trained:
-        print("NOTE: the embedded default model is not bundled yet; this demo runs an UNTRAINED tiny")
-        print("      random backbone, so it shows the mechanics only and its answers are noise.\n")
-    question = question or "In which city is the employer of Mira Solen headquartered?"
+def default_workdir() -> Path:
+    return Path(os.environ.get("GMSA_DEMO_DIR", Path.home() / ".cache" / "gmsa-integrations" / "demo"))
+
+
+@dataclass
+class Answer:
+    answer: str
+    sources: list[str]
+    source_tokens: int
+    soft_tokens: int
+    seconds: float
+
+
+def _corpus_key(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _langchain_store(passages: list[Passage], folder: Path) -> Any:
+    from .langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
+
+    embeddings = MiniLMEmbeddings()
+    if (folder / "index.faiss").is_file():
+        return FaissVectorStore.load_local(folder, embeddings)
+    store = FaissVectorStore(embeddings)
+    store.add_texts(
+        [p.text for p in passages], [{"id": p.id, **p.metadata} for p in passages], ids=[p.id for p in passages]
+    )
+    store.save_local(folder)
+    return store
+
+
+def _llama_index(passages: list[Passage], folder: Path) -> Any:
+    from llama_index.core.schema import TextNode
+
+    from .llama_index.embeddings import faiss_vector_index, load_faiss_index
+
+    if (folder / "docstore.json").is_file():
+        return load_faiss_index(folder)
+    nodes = [TextNode(text=p.text, id_=p.id, metadata=dict(p.metadata)) for p in passages]
+    return faiss_vector_index(nodes, persist_dir=folder)
+
+
+def _full_text(engine: GMSAEngine, question: str, texts: list[str]) -> Answer:
+    """The same retrieved passages given to the backbone as plain text (what you had without GMSA)."""
     start = time.perf_counter()
-    soft_prompts = engine.compress(PASSAGES, rate=rate, show_progress=True)
-    compress_s = time.perf_counter() - start
-    for text, sp in zip(PASSAGES, soft_prompts, strict=True):
-        print(f"passage: {text[:60]}...  {sp.source_tokens} tokens -> {sp.num_tokens} soft tokens (rate {sp.rate})")
-    start = time.perf_counter()
-    answer = engine.complete(question, soft_prompts=soft_prompts, max_new_tokens=24)
-    generate_s = time.perf_counter() - start
-    print(f"\nquestion: {question}\nanswer:   {answer.text!r}")
+    prompt = QA_TEMPLATE.format(context=PASSAGE_SEPARATOR.join(texts), question=question)
+    completion = engine.complete(
+        prompt, max_new_tokens=ANSWER_OPTIONS["max_tokens"], stop=ANSWER_OPTIONS["stop"], decoder="original"
+    )
+    tokens = sum(engine.count_tokens(t) for t in texts)
+    return Answer(completion.text.strip(), texts, tokens, 0, time.perf_counter() - start)
+
+
+class Pipelines:
+    """The LangChain chain and the LlamaIndex query engine over one corpus, plus the full-text path."""
+
+    def __init__(self, engine: GMSAEngine, passages: list[Passage], index_dir: Path, rate: int, top_k: int) -> None:
+        from .langchain import create_gmsa_rag_chain
+        from .llama_index import build_query_engine
+
+        self.engine = engine
+        self.retriever = _langchain_store(passages, index_dir / "langchain").as_retriever(search_kwargs={"k": top_k})
+        self.chain = create_gmsa_rag_chain(self.retriever, engine, rate, return_sources=True, **ANSWER_OPTIONS)
+        index = _llama_index(passages, index_dir / "llama_index")
+        self.query_engine = build_query_engine(
+            index, engine, rate=rate, similarity_top_k=top_k, max_new_tokens=ANSWER_OPTIONS["max_tokens"]
+        )
+
+    def langchain(self, question: str) -> Answer:
+        start = time.perf_counter()
+        out = self.chain.invoke(question)
+        seconds = time.perf_counter() - start
+        docs = out["sources"]
+        return Answer(
+            out["answer"].strip(),
+            [d.metadata["gmsa_original_text"] for d in docs],
+            sum(d.metadata["gmsa_source_tokens"] for d in docs),
+            sum(d.metadata["gmsa_soft_tokens"] for d in docs),
+            seconds,
+        )
+
+    def llama_index(self, question: str) -> Answer:
+        start = time.perf_counter()
+        response = self.query_engine.query(question)
+        seconds = time.perf_counter() - start
+        nodes = response.source_nodes
+        return Answer(
+            str(response).strip().split("\n")[0],
+            [n.node.metadata["gmsa_original_text"] for n in nodes],
+            sum(n.node.metadata["gmsa_source_tokens"] for n in nodes),
+            sum(n.node.metadata["gmsa_soft_tokens"] for n in nodes),
+            seconds,
+        )
+
+    def full_text(self, question: str) -> Answer:
+        start = time.perf_counter()
+        docs = self.retriever.invoke(question)
+        answer = _full_text(self.engine, question, [d.page_content for d in docs])
+        answer.seconds = time.perf_counter() - start
+        return answer
+
+
+def _show(framework: str, question: str, gmsa: Answer, full: Answer, gold: list[str] | None) -> None:
+    print(f"\n[{framework}] Q: {question}")
+    print(f"  GMSA answer:      {gmsa.answer!r}" + (f"   (gold: {gold[0]!r})" if gold else ""))
+    print(f"  full-text answer: {full.answer!r}")
+    for text in gmsa.sources:
+        print(f"  source: {text[:90]}{'...' if len(text) > 90 else ''}")
     print(
-        f"decoder input: {answer.input_tokens} positions ({answer.soft_tokens} soft) instead of "
-        f"{sum(sp.source_tokens for sp in soft_prompts) + answer.input_tokens - answer.soft_tokens}; "
-        f"compress {compress_s * 1000:.0f} ms, generate {generate_s * 1000:.0f} ms"
+        f"  context tokens {gmsa.source_tokens} -> {gmsa.soft_tokens} soft tokens "
+        f"({gmsa.source_tokens / max(gmsa.soft_tokens, 1):.1f}x); "
+        f"latency {gmsa.seconds * 1000:.0f} ms vs {full.seconds * 1000:.0f} ms full text"
+    )
+
+
+def run_demo(
+    question: str | None = None,
+    corpus: str | None = None,
+    *,
+    rate: int = 4,
+    top_k: int = 3,
+    sample: int = 30,
+    workdir: str | None = None,
+    model: str | None = None,
+) -> int:
+    from .evaluation.metrics import exact_match
+    from .indexing import build_index
+
+    corpus_path = Path(corpus) if corpus else BUNDLED_CORPUS
+    passages = read_corpus(corpus_path)
+    if not passages:
+        raise ValueError(f"{corpus_path}: the corpus has no passages")
+    if corpus:
+        print(OUT_OF_DOMAIN + "\n")
+    work = Path(workdir) if workdir else default_workdir()
+    index_dir = work / f"index-{_corpus_key(corpus_path)}"
+    print(f"working directory: {work}")
+    engine = GMSAEngine.from_pretrained(model, store=SoftTokenStore(work / "soft_tokens"))
+    print(f"1/3 FAISS index over {len(passages)} passages (MiniLM embeddings) ...")
+    pipelines = Pipelines(engine, passages, index_dir, rate, top_k)
+    print("2/3 soft tokens into the store (reused on later runs) ...")
+    stats = build_index(engine, passages, [rate])
+    print(f"    store: {stats}")
+
+    print("3/3 answers")
+    shown: list[tuple[str, list[str] | None]]
+    questions = [row for _, row in iter_jsonl(BUNDLED_QUESTIONS)] if not corpus else []
+    if question:
+        shown = [(question, None)]
+    elif questions:
+        shown = [(q["question"], q["answers"]) for q in questions[:3]]
+    else:
+        print("no --question given; ask one with `gmsa demo --corpus FILE --question '...'`")
+        return 0
+    for q, gold in shown:
+        _show("LangChain", q, pipelines.langchain(q), pipelines.full_text(q), gold)
+        _show("LlamaIndex", q, pipelines.llama_index(q), pipelines.full_text(q), gold)
+    if not questions or question:
+        return 0
+
+    from tqdm.auto import tqdm
+
+    held_out = questions[:sample]
+    gmsa_em, full_em, ratios, gmsa_s, full_s = [], [], [], [], []
+    for row in tqdm(held_out, desc="held-out sample", leave=False):
+        g, f = pipelines.langchain(row["question"]), pipelines.full_text(row["question"])
+        gmsa_em.append(exact_match(g.answer, row["answers"]))
+        full_em.append(exact_match(f.answer, row["answers"]))
+        ratios.append(g.source_tokens / max(g.soft_tokens, 1))
+        gmsa_s.append(g.seconds)
+        full_s.append(f.seconds)
+    print(
+        f"\nSUMMARY ({len(held_out)} held-out questions, top-{top_k} retrieval, rate {rate}x): "
+        f"exact match GMSA {statistics.fmean(gmsa_em):.0%} vs full text {statistics.fmean(full_em):.0%}; "
+        f"compression {statistics.fmean(ratios):.1f}x; median latency {statistics.median(gmsa_s) * 1000:.0f} ms "
+        f"vs {statistics.median(full_s) * 1000:.0f} ms "
+        f"(speed-up {statistics.median(full_s) / statistics.median(gmsa_s):.2f}x)"
     )
     return 0
