@@ -1,10 +1,11 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean default-model
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,3 +29,23 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The embedded default model's recipe (docs: gmsa_integrations/default_model/MODEL_CARD.md).
+# About an hour on 2 CPU cores; every step is an ordinary `gmsa` command.
+DM := build/dm
+GMSA := $(PY) -m gmsa_integrations
+AE_FLAGS := --backbone $(DM)/backbone --data $(DM)/data_ae/ae_train.jsonl --rates 4,8 --encoder-layers 4 \
+	--lsa-layers 1 --lora-r 64 --lora-alpha 64 --learning-rate 1e-3 --warmup-steps 30 --batch-size 16 \
+	--max-steps 400 --save-steps 100000 --no-progress
+default-model: $(STAMP)
+	$(GMSA) data synth --out $(DM)/data --seed 0
+	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds 20
+	$(GMSA) train backbone --ae-data $(DM)/data/ae_train.jsonl --qa-data $(DM)/data/qa_train.jsonl \
+		--output-dir $(DM)/backbone --vocab-size 1024 --hidden 256 --layers 4 --heads 4 --intermediate 688 \
+		--max-steps 600 --learning-rate 2e-3 --warmup-steps 30 --logging-steps 20 --no-progress
+	$(GMSA) train ae $(AE_FLAGS) --output-dir $(DM)/ae
+	$(GMSA) train ae $(AE_FLAGS) --output-dir $(DM)/icae --paradigm memory-tokens
+	$(GMSA) train keft --init $(DM)/ae --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/keft \
+		--keft-mode qkv --learning-rate 1e-3 --warmup-steps 20 --batch-size 16 --max-steps 300 \
+		--save-steps 100000 --no-progress
+	$(GMSA) export --model $(DM)/keft --out gmsa_integrations/default_model --dtype float16

@@ -39,7 +39,13 @@ def main() -> None:
         nodes = [TextNode(text=p.text, id_=p.id) for p in read_corpus(args.corpus)]
         index = faiss_vector_index(nodes, persist_dir=args.persist_dir)
     query_engine = build_query_engine(
-        index, engine, rate=args.rate, similarity_top_k=args.top_k, response_mode=args.response_mode, max_new_tokens=24
+        index,
+        engine,
+        rate=args.rate,
+        similarity_top_k=args.top_k,
+        response_mode=args.response_mode,
+        max_new_tokens=24,
+        stop=["\n"],
     )
     response = query_engine.query(args.question)
     print(f"Q: {args.question}\nA: {str(response).strip()}")

@@ -39,10 +39,28 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="re-save a GMSA checkpoint (e.g. in half precision, bundled)")
+    parser.add_argument("--model", required=True, help="GMSA checkpoint directory")
+    parser.add_argument("--out", required=True, help="where the new checkpoint goes")
+    parser.add_argument("--dtype", default="float16", help="float16, bfloat16 or float32 (default float16)")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .engine import GMSAEngine
+
+    engine = GMSAEngine.from_pretrained(args.model, dtype=args.dtype)
+    engine.save_pretrained(args.out, bundle_backbone=True)
+    print(f"{args.model} -> {args.out} ({engine.dtype}, backbone bundled)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmsa", description="GMSA context compression tools")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(subparsers)
+    _add_export(subparsers)
     from .training.cli import add_train_parser
 
     add_train_parser(subparsers)

@@ -98,7 +98,12 @@ class Pipelines:
         self.chain = create_gmsa_rag_chain(self.retriever, engine, rate, return_sources=True, **ANSWER_OPTIONS)
         index = _llama_index(passages, index_dir / "llama_index")
         self.query_engine = build_query_engine(
-            index, engine, rate=rate, similarity_top_k=top_k, max_new_tokens=ANSWER_OPTIONS["max_tokens"]
+            index,
+            engine,
+            rate=rate,
+            similarity_top_k=top_k,
+            max_new_tokens=ANSWER_OPTIONS["max_tokens"],
+            stop=ANSWER_OPTIONS["stop"],
         )
 
     def langchain(self, question: str) -> Answer:
@@ -120,7 +125,7 @@ class Pipelines:
         seconds = time.perf_counter() - start
         nodes = response.source_nodes
         return Answer(
-            str(response).strip().split("\n")[0],
+            str(response).strip(),
             [n.node.metadata["gmsa_original_text"] for n in nodes],
             sum(n.node.metadata["gmsa_source_tokens"] for n in nodes),
             sum(n.node.metadata["gmsa_soft_tokens"] for n in nodes),

@@ -6,3 +6,7 @@ line and followed by the question, so the compressed and the full-text paths see
 
 QA_TEMPLATE = "{context}\nQuestion: {question}\nAnswer:"
 PASSAGE_SEPARATOR = "\n\n"
+QUESTION_TEMPLATE = QA_TEMPLATE.removeprefix("{context}")
+"""What follows the context in `QA_TEMPLATE` (KEFT's prompt after the soft tokens)."""
+ANSWER_TEMPLATE = " {answer}"
+"""KEFT's target: the answer after ``Answer:``, as the backbone was pretrained to write it."""

@@ -35,3 +35,19 @@ def engine(request) -> GMSAEngine:
 @pytest.fixture
 def llama_engine() -> GMSAEngine:
     return make_engine("llama")
+
+
+@pytest.fixture(scope="session")
+def default_engine() -> GMSAEngine:
+    """The embedded default model (loaded once per test session)."""
+    return GMSAEngine.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def held_out_questions() -> list[dict]:
+    """Held-out questions (unseen names) over the bundled corpus, with gold answers."""
+    import json
+
+    from gmsa_integrations.demo import BUNDLED_QUESTIONS
+
+    return [json.loads(line) for line in BUNDLED_QUESTIONS.read_text().splitlines() if line.strip()]

@@ -120,6 +120,7 @@ class GMSALLM(CustomLLM):
     max_new_tokens: int = Field(default=64, description="Maximum number of tokens to generate.")
     temperature: float = Field(default=0.0, description="Sampling temperature; 0 is greedy.")
     repetition_penalty: float = Field(default=1.0, description="Penalty on tokens already generated.")
+    stop: list[str] | None = Field(default=None, description="Stop sequences; the answer ends before the first.")
     model_name: str = Field(default="gmsa", description="Name reported in metadata.")
     _last_usage: Completion | None = PrivateAttr(default=None)
 
@@ -148,7 +149,7 @@ class GMSALLM(CustomLLM):
             "max_new_tokens": kwargs.get("max_new_tokens", self.max_new_tokens),
             "temperature": kwargs.get("temperature", self.temperature),
             "repetition_penalty": kwargs.get("repetition_penalty", self.repetition_penalty),
-            "stop": kwargs.get("stop"),
+            "stop": kwargs.get("stop", self.stop),
         }
 
     @llm_completion_callback()
@@ -203,7 +204,9 @@ def build_query_engine(
     """A query engine over ``index`` that compresses retrieved nodes and answers with `GMSALLM`."""
     engine = resolve_engine(engine)
     return index.as_query_engine(
-        llm=GMSALLM(engine=engine, **{k: kwargs.pop(k) for k in ("max_new_tokens", "temperature") if k in kwargs}),
+        llm=GMSALLM(
+            engine=engine, **{k: kwargs.pop(k) for k in ("max_new_tokens", "temperature", "stop") if k in kwargs}
+        ),
         node_postprocessors=[GMSANodePostprocessor(engine=engine, rate=rate)],
         similarity_top_k=similarity_top_k,
         text_qa_template=GMSA_QA_TEMPLATE,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.model import GMSAModel, base_model_of
+from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import AERow, QARow
 
 
@@ -38,11 +39,11 @@ class GMSACollator:
     window_tokens: int
     max_length: int = 512
     instruction: str = "Restate the aforementioned Text."
-    qa_template: str = "{question}"
-    """Text after the soft tokens in KEFT; the default model uses ``"\nQuestion: {question}\nAnswer:"``."""
-    answer_template: str = "{answer}"
-    passage_separator: str = ""
-    """Text between the soft tokens of consecutive passages (the adapters join passages with ``"\n\n"``)."""
+    qa_template: str = QUESTION_TEMPLATE
+    """Text after the soft tokens in KEFT (default: the layout both adapters send)."""
+    answer_template: str = ANSWER_TEMPLATE
+    passage_separator: str = PASSAGE_SEPARATOR
+    """Text between the soft tokens of consecutive passages (the adapters join passages with it)."""
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..engine import GMSAConfig, GMSAEngine
 from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json, save_tensors
+from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import read_rows
 from .objective import GMSACollator, GMSAObjective
 
@@ -67,9 +68,10 @@ class TrainConfig:
     """Context tokens per passage (longer passages are truncated)."""
     max_window_tokens: int = 512
     instruction: str = "Restate the aforementioned Text."
-    qa_template: str = "{question}"
-    answer_template: str = "{answer}"
-    passage_separator: str = ""
+    qa_template: str = QUESTION_TEMPLATE
+    """KEFT text after the soft tokens; the default is the layout both adapters send (`prompts.QA_TEMPLATE`)."""
+    answer_template: str = ANSWER_TEMPLATE
+    passage_separator: str = PASSAGE_SEPARATOR
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     warmup_steps: int = 0
