@@ -45,6 +45,9 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--device", default=None, help="cpu, cuda, ...")
         parser.add_argument("--no-progress", dest="show_progress", action="store_false")
     recon.add_argument("--baseline", default=None, help="an ICAE-style checkpoint to evaluate beside the model")
+    recon.add_argument(
+        "--decoder", default="auto", choices=["auto", "keft", "original"], help="decoder that restates the text"
+    )
     qa.add_argument("--methods", type=_methods, default=list(QA_METHODS), help=",".join(QA_METHODS))
     recon.set_defaults(func=run_eval)
     qa.set_defaults(func=run_eval)
@@ -61,12 +64,14 @@ def run_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows: list[Row]
     if args.task == "recon":
-        rows = evaluate_reconstruction(engine, records, args.rates, show_progress=args.show_progress)
+        rows = evaluate_reconstruction(
+            engine, records, args.rates, decoder=args.decoder, show_progress=args.show_progress
+        )
         if args.baseline:
             baseline = GMSAEngine.from_pretrained(args.baseline, device=args.device)
             label = "icae" if baseline.config.paradigm == "memory-tokens" else "baseline"
             rows += evaluate_reconstruction(
-                baseline, records, args.rates, method=label, show_progress=args.show_progress
+                baseline, records, args.rates, method=label, decoder=args.decoder, show_progress=args.show_progress
             )
         metric = "bleu"
     else:

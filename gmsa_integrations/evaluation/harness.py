@@ -1,7 +1,8 @@
 """`gmsa eval`: reconstruction and question answering, measured the way the paper measures GMSA.
 
-Reconstruction: a passage is compressed at rate r, and the frozen backbone (the decoder the
-autoencoder was trained against) restates it from the soft tokens after the AE instruction.
+Reconstruction: a passage is compressed at rate r, and the decoder restates it from the soft tokens
+after the AE instruction (``decoder="auto"``: the tuned decoder when the checkpoint has one, else the
+frozen backbone the autoencoder was trained against; ``"original"`` forces the latter).
 
 QA: every method answers ``QA_TEMPLATE`` with greedy decoding; only the context differs.
   - ``gmsa``: soft tokens of each passage (compressed per query, so compression time counts).
@@ -58,6 +59,7 @@ def evaluate_reconstruction(
     rates: Sequence[int],
     *,
     method: str = "gmsa",
+    decoder: str = "auto",
     show_progress: bool = False,
 ) -> list[Row]:
     """BLEU, ROUGE-L, exact match and prefix match of the restated text at each rate."""
@@ -69,7 +71,7 @@ def evaluate_reconstruction(
             soft = engine.compress([text], rate=rate)
             budget = engine.count_tokens(text) + 16
             hypotheses.append(
-                engine.generate(engine.config.ae_instruction, soft, max_new_tokens=budget, decoder="original").strip()
+                engine.generate(engine.config.ae_instruction, soft, max_new_tokens=budget, decoder=decoder).strip()
             )
         pairs = list(zip(hypotheses, references, strict=True))
         values = {

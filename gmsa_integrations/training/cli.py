@@ -27,6 +27,7 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("paradigm", str, "group-merging (GMSA) or memory-tokens (ICAE-style baseline)"),
     ("memory-tokens", int, "memory tokens of the baseline"),
     ("keft-mode", str, "qkv (Q/K/V of every decoder layer, paper v1), full (whole decoder, v2) or lora (Q/K/V)"),
+    ("ae-decoder", str, "frozen (paper) or qkv/full: also tune the decoder in stage ae (small backbones)"),
     ("keft-lora-r", int, "rank of the KEFT LoRA"),
     ("max-length", int, "context tokens per passage"),
     ("max-window-tokens", int, "encoder window"),
@@ -79,7 +80,7 @@ def _add_backbone_parser(stages: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING
-        kind = {"int": int, "float": float}.get(str(f.type), str)
+        kind = {"int": int, "float": float}.get(str(f.type).removesuffix(" | None"), str)
         parser.add_argument(flag, type=kind, required=required, default=None if required else f.default)
     parser.add_argument("--no-progress", dest="show_progress", action="store_false")
     parser.set_defaults(func=run_pretrain)

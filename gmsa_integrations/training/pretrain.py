@@ -1,9 +1,11 @@
 """Pretraining a small backbone from scratch (the first step of the default model's recipe).
 
 A byte-level BPE tokenizer is trained on the corpus, then a small Llama is trained as an ordinary
-causal LM on passages and on full-context question answering ("{passages}\\nQuestion: ...\\nAnswer: ...").
-That second kind of text makes the backbone a reader: it is the full-context baseline GMSA is
-compared with, and the decoder GMSA later learns to feed.
+causal LM on passages, on restating a passage after an instruction ("{passage}\\nRestate ...: {passage}",
+scored on the copy), and on full-context question answering ("{passages}\\nQuestion: ...\\nAnswer: ...",
+scored on the answer). Restating teaches a small model to copy from its context quickly; question
+answering makes it a reader: it is the full-context baseline GMSA is compared with, and the decoder
+GMSA later learns to feed. ``init`` continues from an earlier backbone (and keeps its tokenizer).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..records import AERow, QARow, read_rows
 from .trainer import JsonlLogCallback
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+RESTATE_INSTRUCTION = "Restate the aforementioned Text."
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
@@ -67,15 +70,28 @@ class PretrainConfig:
     warmup_steps: int = 100
     logging_steps: int = 50
     seed: int = 0
+    init: str | None = None
+    """Continue from this backbone directory (its tokenizer too) instead of starting from scratch."""
+    restate_data: str | None = None
+    """Passages (``{"text"}`` rows) for restatement examples; default: ``ae_data``."""
+    max_qa_rows: int | None = None
+    """Use at most this many QA rows (the first ones)."""
     show_progress: bool = True
 
 
 class _Examples(Dataset):
     """Token ids with labels; QA examples score only the answer, passages score every token."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerFast, rows: list[Any], max_length: int) -> None:
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerFast, rows: list[Any], max_length: int, restate: list[str] = ()
+    ) -> None:
         self.items = []
         eos = tokenizer.eos_token_id
+        for text in restate:
+            p_ids = tokenizer(f"{text}\n{RESTATE_INSTRUCTION}")["input_ids"]
+            c_ids = [*tokenizer(" " + text, add_special_tokens=False)["input_ids"], eos]
+            if len(p_ids) + len(c_ids) <= max_length:
+                self.items.append((p_ids + c_ids, [-100] * len(p_ids) + c_ids))
         for row in rows:
             if isinstance(row, AERow):
                 ids = [*tokenizer(row.text)["input_ids"][: max_length - 1], eos]
@@ -106,13 +122,9 @@ def _collate(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor
     return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
-def pretrain_backbone(config: PretrainConfig) -> Path:
-    """Train the tokenizer and the backbone; writes both (safetensors) to ``config.output_dir``."""
-    ae_rows = read_rows(config.ae_data, "ae")
-    qa_rows = read_rows(config.qa_data, "qa")
-    tokenizer = train_tokenizer([r.text for r in ae_rows] + [r.question for r in qa_rows], config.vocab_size)
-    model_config = LlamaConfig(
-        vocab_size=len(tokenizer),
+def _llama_config(config: PretrainConfig, vocab_size: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
         hidden_size=config.hidden,
         intermediate_size=config.intermediate,
         num_hidden_layers=config.layers,
@@ -124,8 +136,22 @@ def pretrain_backbone(config: PretrainConfig) -> Path:
         pad_token_id=0,
         tie_word_embeddings=True,
     )
+
+
+def pretrain_backbone(config: PretrainConfig) -> Path:
+    """Train the tokenizer and the backbone; writes both (safetensors) to ``config.output_dir``."""
+    ae_rows = read_rows(config.ae_data, "ae")
+    qa_rows = read_rows(config.qa_data, "qa")[: config.max_qa_rows]
+    restate = (
+        [r.text for r in read_rows(config.restate_data, "ae")] if config.restate_data else [r.text for r in ae_rows]
+    )
     torch.manual_seed(config.seed)
-    model = LlamaForCausalLM(model_config)
+    if config.init:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(config.init)
+        model = LlamaForCausalLM.from_pretrained(config.init, dtype=torch.float32)
+    else:
+        tokenizer = train_tokenizer([r.text for r in ae_rows] + [r.question for r in qa_rows], config.vocab_size)
+        model = LlamaForCausalLM(_llama_config(config, len(tokenizer)))
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     args = TrainingArguments(
@@ -145,7 +171,7 @@ def pretrain_backbone(config: PretrainConfig) -> Path:
         disable_tqdm=not config.show_progress,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
-    dataset = _Examples(tokenizer, [*ae_rows, *qa_rows], config.max_length)
+    dataset = _Examples(tokenizer, [*ae_rows, *qa_rows], config.max_length, restate)
     trainer = Trainer(
         model=model,
         args=args,

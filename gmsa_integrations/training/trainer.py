@@ -62,6 +62,10 @@ class TrainConfig:
     keft_mode: KEFTMode = "qkv"
     """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2);
     ``lora``: LoRA on Q/K/V, folded into dense Q/K/V weights when saved (saves training memory)."""
+    ae_decoder: Literal["frozen", "qkv", "full"] = "frozen"
+    """Stage ``ae``: ``frozen`` (the paper) or also tune the decoder (``qkv``/``full``, kept as overrides
+    beside the original backbone). A small backbone trained from scratch cannot learn to unpack merged
+    tokens with its weights frozen; large pretrained ones can."""
     keft_lora_r: int = 16
     keft_lora_alpha: int = 32
     max_length: int = 512
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError("autoencoder training needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
         if self.keft_mode not in ("qkv", "full", "lora"):
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {self.keft_mode!r}")
+        if self.ae_decoder not in ("frozen", "qkv", "full"):
+            raise ValueError(f"ae_decoder must be 'frozen', 'qkv' or 'full', got {self.ae_decoder!r}")
         if isinstance(self.rates, str):
             self.rates = parse_rates(self.rates)
         if not self.rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.rates):
@@ -255,8 +261,28 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
     return engine
 
 
+def _tune_decoder(model: Any, mode: str) -> None:
+    """Unfreeze the decoder's Q/K/V (``qkv``) or all of it (``full``) as overrides of the backbone."""
+    tied = model.backbone.get_input_embeddings().weight
+    names = []
+    for name, param in model.backbone.named_parameters():
+        if param is tied:
+            continue  # the encoder shares the input embeddings; changing them would change soft tokens
+        if mode == "full" or QKV_PATTERN.search(name):
+            names.append(name)
+    overrides = {n: model.backbone.get_parameter(n).data for n in names}
+    model.set_decoder_overrides({**model.decoder_overrides(), **overrides})
+    for name in names:
+        model.backbone.get_parameter(name).requires_grad = True
+
+
 def select_trainable(
-    engine: GMSAEngine, stage: Stage, keft_mode: KEFTMode = "qkv", lora_r: int = 16, lora_alpha: int = 32
+    engine: GMSAEngine,
+    stage: Stage,
+    keft_mode: KEFTMode = "qkv",
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    ae_decoder: str = "frozen",
 ) -> list[str]:
     """Freeze everything, then unfreeze exactly what the stage trains; returns the trainable names."""
     model = engine.model
@@ -270,6 +296,10 @@ def select_trainable(
             model.memory_mlp.requires_grad_(True)
         else:
             model.lsa.requires_grad_(True)
+        if ae_decoder not in ("frozen", "qkv", "full"):
+            raise ValueError(f"ae_decoder must be 'frozen', 'qkv' or 'full', got {ae_decoder!r}")
+        if ae_decoder != "frozen":
+            _tune_decoder(model, ae_decoder)
     else:
         if keft_mode not in ("qkv", "full", "lora"):
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {keft_mode!r}")
@@ -281,17 +311,7 @@ def select_trainable(
             for name, param in model.backbone.named_parameters():
                 param.requires_grad = "lora_" in name
             return [n for n, p in model.named_parameters() if p.requires_grad]
-        tied = model.backbone.get_input_embeddings().weight
-        names = []
-        for name, param in model.backbone.named_parameters():
-            if param is tied:
-                continue  # the encoder shares the input embeddings; changing them would change soft tokens
-            if keft_mode == "full" or QKV_PATTERN.search(name):
-                names.append(name)
-        overrides = {n: model.backbone.get_parameter(n).data for n in names}
-        model.set_decoder_overrides({**model.decoder_overrides(), **overrides})
-        for name in names:
-            model.backbone.get_parameter(name).requires_grad = True
+        _tune_decoder(model, keft_mode)
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()  # optimizer state and updates in fp32; autocast does the rest
@@ -308,7 +328,9 @@ def train(config: TrainConfig) -> GMSAEngine:
     """Run one training stage and write a GMSA checkpoint (plus ``log.jsonl``) to ``config.output_dir``."""
     rows = read_rows(config.data, "ae" if config.stage == "ae" else "qa")
     engine = _build_engine(config)
-    select_trainable(engine, config.stage, config.keft_mode, config.keft_lora_r, config.keft_lora_alpha)
+    select_trainable(
+        engine, config.stage, config.keft_mode, config.keft_lora_r, config.keft_lora_alpha, config.ae_decoder
+    )
     if config.gradient_checkpointing:
         engine.model.encoder.gradient_checkpointing_enable({"use_reentrant": False})
         engine.model.backbone.gradient_checkpointing_enable({"use_reentrant": False})

@@ -1,12 +1,17 @@
-"""The langchain-tests standard suites for ChatGMSA (on a tiny engine until the default model ships)."""
+"""The langchain-tests standard suites for ChatGMSA, on the embedded default model."""
+
+import functools
 
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
+from gmsa_integrations import GMSAEngine
 from gmsa_integrations.langchain import ChatGMSA
-from tests.conftest import make_engine
 
-ENGINE = make_engine("llama")
+
+@functools.cache
+def _default_engine() -> GMSAEngine:
+    return GMSAEngine.from_pretrained()
 
 
 class _ChatGMSASetup:
@@ -16,7 +21,7 @@ class _ChatGMSASetup:
 
     @property
     def chat_model_params(self) -> dict:
-        return {"engine": ENGINE}
+        return {"engine": _default_engine()}
 
 
 class TestChatGMSAUnit(_ChatGMSASetup, ChatModelUnitTests):

@@ -81,6 +81,31 @@ def test_autoencoder_trains_exactly_lora_and_lsa(workdir, ae_checkpoint):
     assert not any(k.startswith("backbone.") for k in changed)
 
 
+def test_autoencoder_can_also_tune_the_decoder_as_overrides(workdir):
+    out = workdir / "ae_qkv"
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(out),
+        max_steps=3,
+        batch_size=4,
+        learning_rate=5e-3,
+        ae_decoder="qkv",
+        **SMALL,
+    )
+    train(config)
+    engine = GMSAEngine.from_pretrained(out)
+    names = set(engine.model.decoder_overrides())
+    assert names and all(n.rsplit(".", 2)[-2] in ("q_proj", "k_proj", "v_proj") for n in names)
+    original = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config()).model.backbone
+    with engine.model.original_decoder():
+        for name, param in original.named_parameters():
+            assert torch.equal(param, engine.model.backbone.get_parameter(name)), name
+    with pytest.raises(ValueError, match="ae_decoder"):
+        TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", ae_decoder="everything")
+
+
 def _gmsa_config():
     from gmsa_integrations import GMSAConfig
 
