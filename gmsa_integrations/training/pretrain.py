@@ -71,7 +71,8 @@ class PretrainConfig:
     logging_steps: int = 50
     seed: int = 0
     init: str | None = None
-    """Continue from this backbone directory (its tokenizer too) instead of starting from scratch."""
+    """Continue from this backbone directory (its tokenizer too) instead of starting from scratch; the
+    vocabulary and architecture fields above are then ignored."""
     restate_data: str | None = None
     """Passages (``{"text"}`` rows) for restatement examples; default: ``ae_data``."""
     max_qa_rows: int | None = None

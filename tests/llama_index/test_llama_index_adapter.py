@@ -91,3 +91,18 @@ def test_postprocessor_budget_uses_node_scores(engine):
     nodes = [NodeWithScore(node=TextNode(text="a" * 40), score=s) for s in (0.1, 0.9, 0.5)]
     out = GMSANodePostprocessor(engine=engine, rate=4, target_tokens=25).postprocess_nodes(nodes, query_str="q")
     assert [n.node.metadata["gmsa_rate"] for n in out] == [8, 4, 4]
+
+
+@pytest.mark.parametrize("mode", ["compact", "refine", "tree_summarize", "simple_summarize", "accumulate"])
+def test_response_modes_resolve_every_reference(engine, index, mode):
+    # each mode packs node texts into its own prompts; every reference must still reach the decoder
+    llm = GMSALLM(engine=engine, max_new_tokens=4)
+    qe = index.as_query_engine(
+        llm=llm,
+        node_postprocessors=[GMSANodePostprocessor(engine=engine)],
+        similarity_top_k=2,
+        text_qa_template=GMSA_QA_TEMPLATE,
+        response_mode=mode,
+    )
+    response = qe.query("Where was Mira born?")
+    assert isinstance(str(response), str) and len(response.source_nodes) == 2
