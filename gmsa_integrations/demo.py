@@ -27,9 +27,16 @@ BUNDLED_CORPUS = DEMO_DATA / "corpus.jsonl"
 BUNDLED_QUESTIONS = DEMO_DATA / "questions.jsonl"
 ANSWER_OPTIONS: dict[str, Any] = {"max_tokens": 24, "stop": ["\n"]}
 OUT_OF_DOMAIN = (
-    "NOTE: the default model is a ~7M-parameter model trained only on a synthetic world of fictional\n"
+    "NOTE: the default model is a tiny (8.6M-parameter) model trained only on a synthetic world of fictional\n"
     "people, organizations and places. Your passages are outside that domain, so expect poor answers;\n"
     "the pipeline is the same with a real backbone trained by `gmsa train` (see examples/train_your_own.py)."
+)
+
+
+WEAK_DEFAULT = (
+    "NOTE: the bundled v0.1 default model is tiny and briefly trained on 2 CPU cores; it shows the pipeline,\n"
+    "the token counts and the speed, but most of its answers are wrong, with or without GMSA\n"
+    "(gmsa_integrations/default_model/MODEL_CARD.md has its measured quality and limits)."
 )
 
 
@@ -176,6 +183,8 @@ def run_demo(
     index_dir = work / f"index-{_corpus_key(corpus_path)}"
     print(f"working directory: {work}")
     engine = GMSAEngine.from_pretrained(model, store=SoftTokenStore(work / "soft_tokens"))
+    if model is None:
+        print(WEAK_DEFAULT)
     print(f"1/3 FAISS index over {len(passages)} passages (MiniLM embeddings) ...")
     pipelines = Pipelines(engine, passages, index_dir, rate, top_k)
     print("2/3 soft tokens into the store (reused on later runs) ...")

@@ -75,3 +75,16 @@ def test_invalid_or_missing_config_is_a_clear_error(tmp_path):
         GMSAEngine.from_pretrained(tmp_path)
     with pytest.raises(TypeError, match="path"):
         GMSAEngine.from_pretrained(123)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from gmsa_integrations.engine.checkpoint import atomic_write_bytes
+
+    target = tmp_path / "f.json"
+    atomic_write_bytes(target, b"{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
