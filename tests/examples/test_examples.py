@@ -24,3 +24,24 @@ def test_train_your_own_runs_with_defaults(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "answer from" in result.stdout
     assert (tmp_path / "keft" / "gmsa_config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "expected"),
+    [
+        ("langchain_rag.py", [], "A: "),
+        ("langchain_rag.py", ["--stream"], "A: "),
+        ("llama_index_query_engine.py", [], "score "),
+        ("precompute_store.py", [], "read back"),
+        ("evaluate.py", ["--limit", "4"], "wrote"),
+    ],
+)
+def test_example_runs_with_its_defaults(script, extra, expected, tmp_path):
+    path = Path(__file__).parents[2] / "examples" / script
+    if script == "evaluate.py":
+        extra = [*extra, "--out", str(tmp_path / "eval")]
+    result = subprocess.run(
+        [sys.executable, str(path), *extra], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert expected in result.stdout
