@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .cli import int_list
 from .engine import GMSAConfig, GMSAEngine, SoftTokenStore
 from .engine.backbones import SHAPES, char_tokenizer, random_backbone
 
@@ -251,16 +252,6 @@ def hardware() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive ints, got {text!r}")
-    return values
-
-
 def _shape_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), help="a real model's shape (overrides the sizes)")
     parser.add_argument("--arch", default="llama", choices=["llama", "qwen2"])
@@ -298,16 +289,16 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     kinds = bench.add_subparsers(dest="kind", metavar="KIND", required=True)
     latency = kinds.add_parser("latency", help="end-to-end QA latency: full context vs GMSA vs cached GMSA")
     _shape_args(latency)
-    latency.add_argument("--passages", type=_ints, default=[8], help="passages per query; a list sweeps length")
+    latency.add_argument("--passages", type=int_list, default=[8], help="passages per query; a list sweeps length")
     latency.add_argument("--new-tokens", type=int, default=16)
-    latency.add_argument("--rates", type=_ints, default=[4, 8])
+    latency.add_argument("--rates", type=int_list, default=[4, 8])
     latency.add_argument("--plot", help="PNG of speed-up against context length")
     latency.set_defaults(func=_run_latency)
     compress = kinds.add_parser("compress", help="compression throughput against batch size")
     _shape_args(compress)
     compress.add_argument("--passages", type=int, default=32)
     compress.add_argument("--rate", type=int, default=4)
-    compress.add_argument("--batch-sizes", type=_ints, default=[1, 4, 16])
+    compress.add_argument("--batch-sizes", type=int_list, default=[1, 4, 16])
     compress.set_defaults(func=_run_compress)
 
 

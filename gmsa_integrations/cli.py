@@ -10,6 +10,16 @@ import sys
 from collections.abc import Sequence
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type for ``--rates 4,8`` and other comma-separated positive ints."""
+    from .engine.budget import parse_positive_ints
+
+    try:
+        return parse_positive_ints(text, "the value")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="RAG over a corpus with LangChain and LlamaIndex, GMSA vs full text")
     parser.add_argument("--question", default=None, help="answer your own question over the corpus")

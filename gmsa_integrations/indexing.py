@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from .cli import int_list
 from .corpus import Passage, read_corpus
 from .engine import GMSAEngine, SoftTokenStore
 
@@ -43,7 +44,7 @@ def add_index_parser(subparsers: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build", help="compress a corpus into a soft-token store (resumable)")
     build.add_argument("--corpus", required=True, help='JSON Lines with {"text": ..., "id": ...} rows')
     build.add_argument("--store", required=True, help="store directory")
-    build.add_argument("--rates", default="4", help="comma-separated rates (default 4)")
+    build.add_argument("--rates", type=int_list, default=[4], help="comma-separated rates (default 4)")
     build.add_argument("--model", default=None, help="GMSA checkpoint (default: the embedded model)")
     build.add_argument("--batch-size", type=int, default=16)
     build.add_argument("--device", default=None)
@@ -51,12 +52,8 @@ def add_index_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    try:
-        rates = [int(r) for r in args.rates.split(",") if r.strip()]
-    except ValueError:
-        raise SystemExit(f"--rates must be comma-separated ints, got {args.rates!r}") from None
     engine = GMSAEngine.from_pretrained(args.model, device=args.device, store=SoftTokenStore(args.store))
     passages = read_corpus(args.corpus)
-    stats = build_index(engine, passages, rates, batch_size=args.batch_size)
-    print(f"{len(passages)} passages x {len(rates)} rates -> {args.store}: {stats}")
+    stats = build_index(engine, passages, args.rates, batch_size=args.batch_size)
+    print(f"{len(passages)} passages x {len(args.rates)} rates -> {args.store}: {stats}")
     return 0

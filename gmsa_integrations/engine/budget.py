@@ -14,6 +14,17 @@ def check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def parse_positive_ints(text: str, name: str = "value") -> list[int]:
+    """``"4,8"`` -> ``[4, 8]``; anything else (empty, non-integer, < 1) is a ValueError naming ``name``."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ValueError(f"{name} must be comma-separated positive ints such as '4,8', got {text!r}")
+    return values
+
+
 def allocate_rates(lengths: Sequence[int], scores: Sequence[float], rate: int, target_tokens: int | None) -> list[int]:
     """Rates per passage: ``rate`` for all; while the soft tokens exceed ``target_tokens``, rounds go
     from the lowest-scored passage to the highest, doubling one passage's rate at a time, so a

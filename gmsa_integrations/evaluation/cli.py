@@ -8,18 +8,9 @@ import platform
 import time
 from typing import Any
 
+from ..cli import int_list
 from ..engine.checkpoint import atomic_write_bytes
 from .harness import QA_METHODS, Row, evaluate_qa, evaluate_reconstruction, format_table, plot_rows
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
 
 
 def _methods(text: str) -> list[str]:
@@ -37,7 +28,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     qa = tasks.add_parser("qa", help="exact match / F1 / latency per method")
     for parser in (recon, qa):
         parser.add_argument("--data", required=True, help="JSON Lines file (ae rows for recon, qa rows for qa)")
-        parser.add_argument("--rates", type=_ints, default=[4], help="comma-separated rates, e.g. 4,8")
+        parser.add_argument("--rates", type=int_list, default=[4], help="comma-separated rates, e.g. 4,8")
         parser.add_argument("--model", default=None, help="GMSA checkpoint directory (default: embedded model)")
         parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only")
         parser.add_argument("--json", dest="json_path", default=None, help="write the rows to this JSON file")

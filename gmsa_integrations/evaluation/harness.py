@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ..engine import GMSAEngine
 from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
@@ -45,14 +46,6 @@ class Row:
         return {"method": self.method, "rate": self.rate, **self.values}
 
 
-def _progress(items: Sequence[Any], desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, leave=False)
-
-
 def evaluate_reconstruction(
     engine: GMSAEngine,
     rows: Sequence[AERow],
@@ -67,7 +60,7 @@ def evaluate_reconstruction(
     references = [row.text for row in rows]
     for rate in rates:
         hypotheses = []
-        for text in _progress(references, f"recon {method} {rate}x", show_progress):
+        for text in tqdm(references, desc=f"recon {method} {rate}x", leave=False, disable=not show_progress):
             soft = engine.compress([text], rate=rate)
             budget = engine.count_tokens(text) + 16
             hypotheses.append(
@@ -153,7 +146,8 @@ def evaluate_qa(
     for method in methods:
         for rate in rates if method in ("gmsa", "truncate", "token_drop") else [None]:
             ems, f1s, seconds = [], [], []
-            for row in _progress(rows, f"qa {method}" + (f" {rate}x" if rate else ""), show_progress):
+            desc = f"qa {method}" + (f" {rate}x" if rate else "")
+            for row in tqdm(rows, desc=desc, leave=False, disable=not show_progress):
                 start = time.perf_counter()
                 answer = _answer_with(engine, method, row, rate or 1).strip()
                 seconds.append(time.perf_counter() - start)

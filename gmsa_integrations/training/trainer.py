@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..engine import GMSAConfig, GMSAEngine
+from ..engine.budget import parse_positive_ints
 from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json, save_tensors
 from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import read_rows
@@ -131,10 +132,7 @@ class TrainConfig:
 
 
 def parse_rates(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"rates must be comma-separated positive ints such as '4,8', got {text!r}") from None
+    return parse_positive_ints(text, "rates")
 
 
 class _IndexedRows(Dataset):
