@@ -22,7 +22,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..engine import GMSAConfig, GMSAEngine
 from ..engine.budget import parse_positive_ints
-from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_json, save_tensors
+from ..engine.checkpoint import WEIGHTS_NAME, atomic_write_bytes, load_tensors, read_json, save_tensors
 from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import read_rows
 from .objective import GMSACollator, GMSAObjective
@@ -147,10 +147,24 @@ class _IndexedRows(Dataset):
 
 
 class JsonlLogCallback(TrainerCallback):
-    """Appends one JSON object per logging step (``step``, ``loss``, ``learning_rate``, ...) to log.jsonl."""
+    """Appends one JSON object per logging step (``step``, ``loss``, ``learning_rate``, ...) to log.jsonl.
+
+    A fresh run starts a fresh log; a resumed run keeps the records up to the step it resumes from and
+    drops any the interrupted run wrote after its last checkpoint, so every step appears once.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or not self.path.exists():
+            return
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= state.global_step
+        ]
+        atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "loss" not in logs:

@@ -16,6 +16,8 @@ def test_tokenizer_round_trips_any_text():
 
 def test_pretrained_backbone_loads_as_a_gmsa_backbone(tmp_path):
     generate(tmp_path / "data", seed=0, train_worlds=1, scale=0.1)
+    (tmp_path / "backbone").mkdir()
+    (tmp_path / "backbone" / "log.jsonl").write_text('{"step": 4, "loss": 9.9}\n')  # an earlier run's log
     out = pretrain_backbone(
         PretrainConfig(
             ae_data=str(tmp_path / "data" / "ae_train.jsonl"),

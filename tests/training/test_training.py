@@ -153,6 +153,8 @@ def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
     import shutil
 
     shutil.copytree(ae_checkpoint / "checkpoint-20", resumed / "checkpoint-20")
+    # the interrupted run's log: steps after its last checkpoint (25) are redone, so they are dropped
+    _write_jsonl(resumed / "log.jsonl", [{"step": s, "loss": 1.0} for s in (5, 10, 15, 20, 25)])
     config = TrainConfig(
         stage="ae",
         backbone=str(workdir / "backbone"),
@@ -167,7 +169,7 @@ def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
     )
     train(config)
     steps = [json.loads(line)["step"] for line in (resumed / "log.jsonl").read_text().splitlines()]
-    assert steps == [25, 30]
+    assert steps == [5, 10, 15, 20, 25, 30]
 
 
 def test_memory_tokens_baseline_trains_and_loads(workdir):
