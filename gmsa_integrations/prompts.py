@@ -10,3 +10,6 @@ QUESTION_TEMPLATE = QA_TEMPLATE.removeprefix("{context}")
 """What follows the context in `QA_TEMPLATE` (KEFT's prompt after the soft tokens)."""
 ANSWER_TEMPLATE = " {answer}"
 """KEFT's target: the answer after ``Answer:``, as the backbone was pretrained to write it."""
+
+AE_INSTRUCTION = "Restate the aforementioned Text."
+"""What follows a passage (or its soft tokens) when the model is asked to restate it (autoencoder stage)."""

@@ -15,7 +15,7 @@ import time
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gmsa_integrations.prompts import PASSAGE_SEPARATOR
+from gmsa_integrations.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from gmsa_integrations.synth import QUESTIONS, build_world
 
 
@@ -36,8 +36,8 @@ def examples(tokenizer, rng, max_length=512):
             rng.shuffle(facts)
             for fact, value in facts:
                 question = rng.choice(QUESTIONS[fact]).format(name=entity.name)
-                q = tokenizer(f"\nQuestion: {question}\nAnswer:", add_special_tokens=False)["input_ids"]
-                a = [*tokenizer(" " + value, add_special_tokens=False)["input_ids"], eos]
+                q = tokenizer(QUESTION_TEMPLATE.format(question=question), add_special_tokens=False)["input_ids"]
+                a = [*tokenizer(ANSWER_TEMPLATE.format(answer=value), add_special_tokens=False)["input_ids"], eos]
                 ids, labels = ids + q + a, labels + [-100] * len(q) + a
             if len(ids) <= max_length:
                 yield ids, labels

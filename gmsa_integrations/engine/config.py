@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..prompts import AE_INSTRUCTION
+
 DEFAULT_LORA_TARGETS: tuple[str, ...] = ()  # empty means "every nn.Linear inside the encoder layers"
 
 
@@ -34,7 +36,7 @@ class GMSAConfig:
     """Compression rate used when a call does not pass one."""
     max_window_tokens: int = 512
     """Encoder window: longer passages are split into windows of (a multiple of the rate below) this size."""
-    ae_instruction: str = "Restate the aforementioned Text."
+    ae_instruction: str = AE_INSTRUCTION
     """Instruction that follows the soft tokens during autoencoder pretraining."""
     paradigm: str = "group-merging"
     """``group-merging`` (GMSA) or ``memory-tokens`` (the ICAE-style baseline, see training)."""

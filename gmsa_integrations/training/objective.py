@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.model import GMSAModel, base_model_of
-from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
+from ..prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import AERow, QARow
 
 
@@ -38,7 +38,7 @@ class GMSACollator:
     rates: Sequence[int]
     window_tokens: int
     max_length: int = 512
-    instruction: str = "Restate the aforementioned Text."
+    instruction: str = AE_INSTRUCTION
     qa_template: str = QUESTION_TEMPLATE
     """Text after the soft tokens in KEFT (default: the layout both adapters send)."""
     answer_template: str = ANSWER_TEMPLATE

@@ -20,12 +20,11 @@ import torch
 from torch.utils.data import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
-from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..prompts import AE_INSTRUCTION, PASSAGE_SEPARATOR, QA_TEMPLATE
 from ..records import AERow, QARow, read_rows
 from .trainer import JsonlLogCallback
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
-RESTATE_INSTRUCTION = "Restate the aforementioned Text."
 
 
 def train_tokenizer(texts: list[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
@@ -89,7 +88,7 @@ class _Examples(Dataset):
         self.items = []
         eos = tokenizer.eos_token_id
         for text in restate:
-            p_ids = tokenizer(f"{text}\n{RESTATE_INSTRUCTION}")["input_ids"]
+            p_ids = tokenizer(f"{text}\n{AE_INSTRUCTION}")["input_ids"]
             c_ids = [*tokenizer(" " + text, add_special_tokens=False)["input_ids"], eos]
             if len(p_ids) + len(c_ids) <= max_length:
                 self.items.append((p_ids + c_ids, [-100] * len(p_ids) + c_ids))

@@ -23,7 +23,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from ..engine import GMSAConfig, GMSAEngine
 from ..engine.budget import parse_positive_ints
 from ..engine.checkpoint import WEIGHTS_NAME, atomic_write_bytes, load_tensors, read_json, save_tensors
-from ..prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
+from ..prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..records import read_rows
 from .objective import GMSACollator, GMSAObjective
 
@@ -72,7 +72,7 @@ class TrainConfig:
     max_length: int = 512
     """Context tokens per passage (longer passages are truncated)."""
     max_window_tokens: int = 512
-    instruction: str = "Restate the aforementioned Text."
+    instruction: str = AE_INSTRUCTION
     qa_template: str = QUESTION_TEMPLATE
     """KEFT text after the soft tokens; the default is the layout both adapters send (`prompts.QA_TEMPLATE`)."""
     answer_template: str = ANSWER_TEMPLATE
