@@ -1,6 +1,7 @@
 """``gmsa bench latency`` and ``gmsa bench compress``: honest speed figures on a real-shape decoder.
 
-Weights do not change speed, so the decoder is randomly initialised at the requested shape.
+``--model default`` (or a checkpoint) measures a real model on real text (the bundled corpus); otherwise,
+since weights do not change speed, the decoder is randomly initialised at the requested shape.
 Every method runs in one process on the same engine: ``full_context`` (the passages as text to the
 original decoder), ``gmsa`` (compress, then generate from soft tokens) and ``gmsa_cached`` (soft
 tokens already in a `SoftTokenStore`, as after ``gmsa index build``). Each passage is encoded as
@@ -125,6 +126,31 @@ def make_passages(count: int, tokens: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     alphabet = string.ascii_lowercase + "      "
     return ["".join(rng.choice(alphabet) for _ in range(tokens)) for _ in range(count)]
+
+
+def corpus_passages(engine: GMSAEngine, count: int, tokens: int) -> list[str]:
+    """``count`` passages of real English text (the bundled corpus), each about ``tokens`` tokens long."""
+    from .corpus import read_corpus
+    from .demo import BUNDLED_CORPUS
+
+    text = " ".join(p.text for p in read_corpus(BUNDLED_CORPUS))
+    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    while len(ids) < count * tokens:
+        ids = ids + ids
+    return [engine.tokenizer.decode(ids[i * tokens : (i + 1) * tokens]) for i in range(count)]
+
+
+def shape_of(engine: GMSAEngine) -> Shape:
+    config = engine.model.backbone.config
+    return Shape(
+        arch=config.model_type,
+        layers=config.num_hidden_layers,
+        hidden=config.hidden_size,
+        heads=config.num_attention_heads,
+        kv_heads=config.num_key_value_heads,
+        intermediate=config.intermediate_size,
+        vocab=config.vocab_size,
+    )
 
 
 def build_engine(shape: Shape, encoder_layers: int, lora_r: int, device: str, dtype: torch.dtype) -> GMSAEngine:
@@ -253,6 +279,9 @@ def hardware() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _shape_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", help="'default' (the embedded model) or a GMSA checkpoint: real weights and text, not a shape"
+    )
     parser.add_argument("--shape", choices=sorted(SHAPES), help="a real model's shape (overrides the sizes)")
     parser.add_argument("--arch", default="llama", choices=["llama", "qwen2"])
     parser.add_argument("--layers", type=int, default=24)
@@ -303,10 +332,16 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _setup(args: argparse.Namespace) -> tuple[Shape, GMSAEngine, int]:
-    shape = _shape(args)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(args.dtype) or (
         torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     )
+    if args.model:
+        path = None if args.model == "default" else args.model
+        engine = GMSAEngine.from_pretrained(path, device=args.device, dtype=dtype)
+        shape = shape_of(engine)
+        print(f"model {args.model}: {asdict(shape)}, encoder {engine.config.encoder_layers} layers; {hardware()}")
+        return shape, engine, engine.config.encoder_layers
+    shape = _shape(args)
     encoder_layers = args.encoder_layers or max(1, shape.layers // 4)
     print(f"shape {asdict(shape)}, encoder {encoder_layers} layers, {args.device} {dtype}; {hardware()}")
     return shape, build_engine(shape, encoder_layers, args.lora_r, args.device, dtype), encoder_layers
@@ -327,7 +362,10 @@ def _run_latency(args: argparse.Namespace) -> int:
     header = f"{'context':>8} {'method':<13} {'rate':>4} {'latency_s':>10} {'ttft_s':>8} {'compress_s':>10} "
     print(header + f"{'peak_MB':>8} {'speedup':>8} {'flop_bound':>10}")
     for count in args.passages:
-        passages = make_passages(count, args.passage_tokens)
+        if args.model:
+            passages = corpus_passages(engine, count, args.passage_tokens)
+        else:
+            passages = make_passages(count, args.passage_tokens)
         for row in bench_latency(engine, passages, args.rates, new_tokens=args.new_tokens, repeats=args.repeats):
             bounds = flop_bounds(
                 shape, encoder_layers, count, args.passage_tokens, q_tokens, row["rate"] or 1, args.new_tokens
@@ -382,7 +420,10 @@ def plot_speedups(rows: list[dict[str, Any]], path: str) -> None:
 
 def _run_compress(args: argparse.Namespace) -> int:
     _, engine, _ = _setup(args)
-    passages = make_passages(args.passages, args.passage_tokens)
+    if args.model:
+        passages = corpus_passages(engine, args.passages, args.passage_tokens)
+    else:
+        passages = make_passages(args.passages, args.passage_tokens)
     rows = bench_compress(engine, passages, args.rate, args.batch_sizes, args.repeats)
     print(f"{'batch':>6} {'passages/s':>11} {'soft tokens/s':>14}")
     for row in rows:

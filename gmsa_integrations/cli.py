@@ -50,10 +50,15 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="re-save a GMSA checkpoint (e.g. in half precision, bundled)")
+    parser = subparsers.add_parser("export", help="re-save a GMSA checkpoint (e.g. in half precision)")
     parser.add_argument("--model", required=True, help="GMSA checkpoint directory")
     parser.add_argument("--out", required=True, help="where the new checkpoint goes")
     parser.add_argument("--dtype", default="float16", help="float16, bfloat16 or float32 (default float16)")
+    parser.add_argument(
+        "--bundle-backbone",
+        action="store_true",
+        help="copy the backbone into the checkpoint (default: keep the reference, e.g. a GGUF file's sha256)",
+    )
     parser.set_defaults(func=_run_export)
 
 
@@ -61,8 +66,9 @@ def _run_export(args: argparse.Namespace) -> int:
     from .engine import GMSAEngine
 
     engine = GMSAEngine.from_pretrained(args.model, dtype=args.dtype)
-    engine.save_pretrained(args.out, bundle_backbone=True)
-    print(f"{args.model} -> {args.out} ({engine.dtype}, backbone bundled)")
+    engine.save_pretrained(args.out, bundle_backbone=True if args.bundle_backbone else None)
+    bundled = args.bundle_backbone or engine.backbone_ref in (None, "bundled")
+    print(f"{args.model} -> {args.out} ({engine.dtype}, backbone {'bundled' if bundled else 'referenced'})")
     return 0
 
 

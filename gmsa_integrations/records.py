@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from .jsonl import iter_jsonl
 
-Task = Literal["ae", "qa"]
+Task = Literal["ae", "qa", "mixed"]
+"""``mixed``: each row is a QA row when it has a ``question``, else an autoencoder row."""
 
 
 class DataError(ValueError):
@@ -51,6 +52,8 @@ def parse_row(row: Any, task: Task, where: str) -> AERow | QARow:
     """Validate one record; ``where`` (``file:line``) prefixes every error."""
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if task == "mixed":
+        task = "qa" if "question" in row else "ae"
     if task == "ae":
         return AERow(_check_str(where, row, "text"))
     question = _check_str(where, row, "question")
@@ -68,8 +71,8 @@ def parse_row(row: Any, task: Task, where: str) -> AERow | QARow:
 
 def read_rows(path: str | os.PathLike, task: Task) -> list[AERow | QARow]:
     """Read a ``.jsonl`` file or a ``datasets.save_to_disk`` directory into validated rows."""
-    if task not in ("ae", "qa"):
-        raise ValueError(f"task must be 'ae' or 'qa', got {task!r}")
+    if task not in ("ae", "qa", "mixed"):
+        raise ValueError(f"task must be 'ae', 'qa' or 'mixed', got {task!r}")
     path = Path(path)
     if path.is_dir():
         try:

@@ -510,8 +510,12 @@ def _write(path: Path, rows: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
-def generate(out: str | Path, seed: int = 0, *, train_worlds: int = 6, scale: float = 1.0) -> dict[str, int]:
-    """Write the data set; returns row counts per file. ``scale`` multiplies the entities per world."""
+def generate(
+    out: str | Path, seed: int = 0, *, train_worlds: int = 6, scale: float = 1.0, distractors: int = 2
+) -> dict[str, int]:
+    """Write the data set; returns row counts per file. ``scale`` multiplies the entities per world;
+    ``distractors`` is the number of unrelated passages beside the gold ones in each training question
+    (validation and test always have 2)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = {k: max(3, int(v * scale)) for k, v in {"people": 120, "orgs": 40, "places": 30}.items()}
@@ -525,7 +529,7 @@ def generate(out: str | Path, seed: int = 0, *, train_worlds: int = 6, scale: fl
     for split, worlds in splits.items():
         rng = random.Random(f"{seed}:{split}")
         ae = [{"text": text} for w in worlds for text in w.passages.values()]
-        qa = [q for w in worlds for q in questions_for(w, rng)]
+        qa = [q for w in worlds for q in questions_for(w, rng, distractors if split == "train" else 2)]
         rng.shuffle(ae)
         _write(out / f"ae_{split}.jsonl", ae)
         _write(out / f"qa_{split}.jsonl", qa)
@@ -550,4 +554,12 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--train-worlds", type=int, default=6)
     synth.add_argument("--scale", type=float, default=1.0, help="entities per world, relative to 120/40/30")
-    synth.set_defaults(func=lambda a: print(generate(a.out, a.seed, train_worlds=a.train_worlds, scale=a.scale)) or 0)
+    synth.add_argument("--distractors", type=int, default=2, help="unrelated passages per training question")
+    synth.set_defaults(
+        func=lambda a: (
+            print(generate(a.out, a.seed, train_worlds=a.train_worlds, scale=a.scale, distractors=a.distractors)) or 0
+        )
+    )
+    from .prose import add_prose_parser
+
+    add_prose_parser(actions)

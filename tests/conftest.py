@@ -27,7 +27,7 @@ def make_engine(
     return engine
 
 
-@pytest.fixture(params=["llama", "qwen2"])
+@pytest.fixture(params=["llama", "qwen2", "qwen3"])
 def engine(request) -> GMSAEngine:
     return make_engine(request.param)
 
@@ -51,3 +51,18 @@ def held_out_questions() -> list[dict]:
     from gmsa_integrations.demo import BUNDLED_QUESTIONS
 
     return [json.loads(line) for line in BUNDLED_QUESTIONS.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def held_out_corpus_questions(held_out_questions) -> list[tuple[str, str, str]]:
+    """``(gold passage, question, answer)`` for the first 20 single-hop held-out questions."""
+    from gmsa_integrations.corpus import read_corpus
+    from gmsa_integrations.demo import BUNDLED_CORPUS
+
+    passages = read_corpus(BUNDLED_CORPUS)
+    triples = []
+    for row in held_out_questions:
+        gold = [p for p in passages if p.metadata.get("title") and p.metadata["title"] in row["question"]]
+        if "." not in row["type"] and len(gold) == 1:
+            triples.append((gold[0].text, row["question"], row["answers"][0]))
+    return triples[:20]

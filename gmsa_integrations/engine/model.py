@@ -115,6 +115,7 @@ class GMSAModel(nn.Module):
                 device=device, dtype=dtype
             )
         self._original_decoder: dict[str, torch.Tensor] = {}
+        self._decoder_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ----------------------------------------------------------------------------- parts
     @property
@@ -138,14 +139,25 @@ class GMSAModel(nn.Module):
             for name, tensor in self.memory_mlp.state_dict().items():
                 state[f"memory_mlp.{name}"] = tensor
         for name, tensor in self.decoder_overrides().items():
-            state[f"decoder.{name}"] = tensor
+            if name in self._decoder_lora:
+                lora_a, lora_b = self._decoder_lora[name]
+                state[f"decoder_lora.{name}.A"], state[f"decoder_lora.{name}.B"] = lora_a, lora_b
+            else:
+                state[f"decoder.{name}"] = tensor
         return state
 
     def load_gmsa_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of `gmsa_state_dict`; ``decoder.*`` entries become KEFT overrides of the backbone."""
         overrides = {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
-        own = {k: v for k, v in state.items() if not k.startswith("decoder.")}
-        expected = {k: v for k, v in self.gmsa_state_dict().items() if not k.startswith("decoder.")}
+        lora: dict[str, dict[str, torch.Tensor]] = {}
+        for key, tensor in state.items():
+            if key.startswith("decoder_lora."):
+                name, _, part = key[len("decoder_lora.") :].rpartition(".")
+                lora.setdefault(name, {})[part] = tensor
+        if any(set(parts) != {"A", "B"} for parts in lora.values()):
+            raise KeyError(f"decoder LoRA tensors must come in A/B pairs, got {sorted(lora)[:5]}")
+        own = {k: v for k, v in state.items() if not k.startswith(("decoder.", "decoder_lora."))}
+        expected = {k: v for k, v in self.gmsa_state_dict().items() if not k.startswith(("decoder.", "decoder_lora."))}
         missing, unexpected = sorted(set(expected) - set(own)), sorted(set(own) - set(expected))
         if missing or unexpected:
             raise KeyError(f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
@@ -157,7 +169,7 @@ class GMSAModel(nn.Module):
         with torch.no_grad():
             for name, tensor in own.items():
                 expected[name].copy_(tensor)
-        self.set_decoder_overrides(overrides)
+        self.set_decoder_overrides(overrides, lora={n: (p["A"], p["B"]) for n, p in lora.items()})
 
     # ----------------------------------------------------------------------------- encoder LoRA merging
     def _lora_layers(self) -> list[tuple[str, nn.Module]]:
@@ -202,28 +214,62 @@ class GMSAModel(nn.Module):
         return out
 
     # ----------------------------------------------------------------------------- KEFT overrides
-    def set_decoder_overrides(self, overrides: dict[str, torch.Tensor]) -> None:
-        """Replace some decoder weights by KEFT-tuned ones, keeping the originals for the plain-text path."""
+    def set_decoder_overrides(
+        self,
+        overrides: dict[str, torch.Tensor],
+        lora: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> None:
+        """Replace some decoder weights by tuned ones, keeping the originals for the plain-text path.
+
+        ``lora`` maps a weight's name to low-rank factors ``(A [r, in], B [out, r])`` (B already scaled):
+        the tuned weight is ``W + B @ A``. Checkpoints store the factors, not the dense weight.
+        """
         self.restore_original_decoder()
+        lora = lora or {}
+        for name in sorted(set(overrides) & set(lora)):
+            raise ValueError(f"decoder tensor {name!r} is given both densely and as LoRA factors")
+        for name, (lora_a, lora_b) in lora.items():
+            param = self._parameter(name)
+            shapes_fit = lora_a.dim() == lora_b.dim() == 2 and lora_a.shape[0] == lora_b.shape[1]
+            if not shapes_fit or (lora_b.shape[0], lora_a.shape[1]) != tuple(param.shape):
+                raise ValueError(
+                    f"decoder LoRA for {name!r} has shapes A {tuple(lora_a.shape)}, B {tuple(lora_b.shape)}; "
+                    f"B @ A must have the weight's shape {tuple(param.shape)}"
+                )
         for name, tensor in overrides.items():
-            try:
-                param = self.backbone.get_parameter(name)
-            except AttributeError:
-                raise KeyError(f"KEFT tensor {name!r} is not a parameter of the backbone") from None
+            param = self._parameter(name)
             if tuple(param.shape) != tuple(tensor.shape):
                 raise ValueError(f"KEFT tensor {name!r} has shape {tuple(tensor.shape)}, expected {tuple(param.shape)}")
             self._original_decoder[name] = param.data
             param.data = tensor.to(device=param.device, dtype=param.dtype).clone()
+        for name, (lora_a, lora_b) in lora.items():
+            param = self._parameter(name)
+            lora_a, lora_b = (t.to(device=param.device, dtype=torch.float32) for t in (lora_a, lora_b))
+            self._original_decoder[name] = param.data
+            param.data = (param.data.float() + lora_b @ lora_a).to(param.dtype)
+            self._decoder_lora[name] = (lora_a.to(param.dtype), lora_b.to(param.dtype))
+
+    def _parameter(self, name: str) -> nn.Parameter:
+        module, _, leaf = name.rpartition(".")
+        for candidate in (name, f"{module}.base_layer.{leaf}"):  # the latter while training wraps it in LoRA
+            with contextlib.suppress(AttributeError):
+                return self.backbone.get_parameter(candidate)
+        raise KeyError(f"decoder tensor {name!r} is not a parameter of the backbone")
+
+    def decoder_lora(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The overrides that are low-rank, as ``{name: (A, B)}`` (``W_tuned = W + B @ A``)."""
+        return dict(self._decoder_lora)
 
     def restore_original_decoder(self) -> None:
         """Drop every KEFT override (the decoder becomes the untouched backbone again)."""
         for name, original in self._original_decoder.items():
-            self.backbone.get_parameter(name).data = original
+            self._parameter(name).data = original
         self._original_decoder = {}
+        self._decoder_lora = {}
 
     def decoder_overrides(self) -> dict[str, torch.Tensor]:
         """The KEFT-tuned decoder tensors currently in place, by backbone parameter name."""
-        return {name: self.backbone.get_parameter(name).data for name in self._original_decoder}
+        return {name: self._parameter(name).data for name in self._original_decoder}
 
     @property
     def has_decoder_overrides(self) -> bool:
@@ -232,14 +278,14 @@ class GMSAModel(nn.Module):
     @contextlib.contextmanager
     def original_decoder(self) -> Iterator[None]:
         """Temporarily serve the backbone as it was before KEFT (callers hold the engine lock)."""
-        tuned = {name: self.backbone.get_parameter(name).data for name in self._original_decoder}
+        tuned = {name: self._parameter(name).data for name in self._original_decoder}
         for name, original in self._original_decoder.items():
-            self.backbone.get_parameter(name).data = original
+            self._parameter(name).data = original
         try:
             yield
         finally:
             for name, tensor in tuned.items():
-                self.backbone.get_parameter(name).data = tensor
+                self._parameter(name).data = tensor
 
     # ----------------------------------------------------------------------------- compression
     def encode_and_merge(

@@ -10,7 +10,15 @@ from typing import Any
 
 from ..cli import int_list
 from ..engine.checkpoint import atomic_write_bytes
-from .harness import QA_METHODS, Row, evaluate_qa, evaluate_reconstruction, format_table, plot_rows
+from .harness import (
+    QA_METHODS,
+    Row,
+    evaluate_qa,
+    evaluate_reconstruction,
+    format_table,
+    plot_rows,
+    plot_training_log,
+)
 
 
 def _methods(text: str) -> list[str]:
@@ -39,13 +47,32 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     recon.add_argument(
         "--decoder", default="auto", choices=["auto", "keft", "original"], help="decoder that restates the text"
     )
-    qa.add_argument("--methods", type=_methods, default=list(QA_METHODS), help=",".join(QA_METHODS))
+    qa.add_argument("--methods", type=_methods, default=None, help=",".join(QA_METHODS) + " (default: all available)")
+    qa.add_argument(
+        "--tuned-baseline",
+        default=None,
+        help="checkpoint of `gmsa train baseline` for full_context_tuned (default: the one beside the default model)",
+    )
     recon.set_defaults(func=run_eval)
     qa.set_defaults(func=run_eval)
+    curves = tasks.add_parser("curves", help="plot a training run's loss and validation metrics (log.jsonl)")
+    curves.add_argument("--log", required=True, help="log.jsonl of a training run")
+    curves.add_argument("--plot", required=True, help="PNG to write")
+    curves.add_argument("--title", default="training", help="figure title")
+    curves.set_defaults(func=run_curves)
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    series = plot_training_log(args.log, args.plot, args.title)
+    for key, points in series.items():
+        step, value = points[-1]
+        print(f"{key}: {len(points)} points, last {value:.4f} at step {step}")
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..engine import GMSAEngine
+    from ..engine.engine import default_tuned_baseline
     from ..records import read_rows
 
     if args.limit is not None and args.limit < 1:
@@ -66,7 +93,12 @@ def run_eval(args: argparse.Namespace) -> int:
             )
         metric = "bleu"
     else:
-        rows = evaluate_qa(engine, records, args.rates, args.methods, show_progress=args.show_progress)
+        tuned_dir = args.tuned_baseline or (None if args.model else default_tuned_baseline())
+        methods = args.methods or [m for m in QA_METHODS if m != "full_context_tuned" or tuned_dir]
+        if "full_context_tuned" in methods and not tuned_dir:
+            raise SystemExit("full_context_tuned needs --tuned-baseline DIR (a checkpoint of `gmsa train baseline`)")
+        tuned = GMSAEngine.from_pretrained(tuned_dir, device=args.device) if "full_context_tuned" in methods else None
+        rows = evaluate_qa(engine, records, args.rates, methods, tuned_baseline=tuned, show_progress=args.show_progress)
         metric = "exact_match"
     print(format_table(rows))
     payload: dict[str, Any] = {

