@@ -32,6 +32,12 @@ class GMSAConfig:
     """Dropout on the LoRA branch during training."""
     lora_target_modules: list[str] = field(default_factory=list)
     """Linear module names that get LoRA; empty means every linear layer of the encoder."""
+    lsa_output_scale: str = "embeddings"
+    """Initial scale of the soft tokens: ``embeddings`` rescales the copied final norm so that soft tokens
+    start at the norm of the backbone's input embeddings (the space they are fed into); ``final-norm``
+    keeps the final norm as it is (the paper's initialisation). Final-norm outputs are at the scale of
+    the LM head's inputs, e.g. 15x the input embeddings for SmolLM2, and a soft token that large dominates
+    its residual stream through every decoder layer. Only the initialisation differs; training moves it."""
     default_rate: int = 4
     """Compression rate used when a call does not pass one."""
     max_window_tokens: int = 512
@@ -60,6 +66,10 @@ class GMSAConfig:
             raise ValueError(f"GMSAConfig.max_window_tokens must be >= 1, got {self.max_window_tokens}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"GMSAConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lsa_output_scale not in ("embeddings", "final-norm"):
+            raise ValueError(
+                f"GMSAConfig.lsa_output_scale must be 'embeddings' or 'final-norm', got {self.lsa_output_scale!r}"
+            )
         if self.paradigm not in ("group-merging", "memory-tokens"):
             raise ValueError(f"GMSAConfig.paradigm must be 'group-merging' or 'memory-tokens', got {self.paradigm!r}")
         self.lora_target_modules = list(self.lora_target_modules)

@@ -104,6 +104,8 @@ class GMSAModel(nn.Module):
 
         self.lsa = truncated_copy(backbone, config.lsa_layers, share_embeddings=False)
         self.lsa.requires_grad_(True)
+        if config.lsa_layers and config.lsa_output_scale == "embeddings":
+            self._scale_lsa_to_embeddings()
 
         hidden = backbone.config.hidden_size
         if config.paradigm == "memory-tokens":
@@ -116,6 +118,18 @@ class GMSAModel(nn.Module):
             )
         self._original_decoder: dict[str, torch.Tensor] = {}
         self._decoder_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _scale_lsa_to_embeddings(self) -> None:
+        """Rescale the LSA's copy of the final RMSNorm so its outputs have the input embeddings' mean norm.
+
+        An RMSNorm output has norm ~ ||weight|| for unit-RMS inputs, so one scalar sets the scale."""
+        norm = getattr(self.lsa, "norm", None)
+        weight = getattr(norm, "weight", None)
+        if weight is None:
+            return
+        with torch.no_grad():
+            target = self.embed_tokens.weight.float().norm(dim=-1).mean()
+            weight.mul_((target / weight.float().norm()).to(weight.dtype))
 
     # ----------------------------------------------------------------------------- parts
     @property

@@ -1,7 +1,9 @@
+import dataclasses
+
 import torch
 
 from gmsa_integrations.engine.model import base_model_of
-from tests.conftest import make_engine
+from tests.conftest import TINY, make_engine
 
 
 def test_lsa_is_initialised_from_decoder_layer_zero_and_final_norm(engine):
@@ -11,7 +13,17 @@ def test_lsa_is_initialised_from_decoder_layer_zero_and_final_norm(engine):
     for (name, p_lsa), (_, p_dec) in zip(lsa.layers[0].state_dict().items(), base.layers[0].state_dict().items()):
         torch.testing.assert_close(p_lsa, p_dec, msg=name)
         assert p_lsa.data_ptr() != p_dec.data_ptr()  # a copy, so training LSA leaves the decoder alone
-    torch.testing.assert_close(lsa.norm.weight, base.norm.weight)
+    # the final norm's copy, rescaled once so soft tokens start at the input embeddings' norm
+    scale = lsa.norm.weight / base.norm.weight
+    torch.testing.assert_close(scale, torch.full_like(scale, float(scale[0])))
+    soft = engine.compress(["Ada Lind was born in Varnholm and works at Orvan Tools."], rate=4)[0].embeddings
+    embedding_norm = base.embed_tokens.weight.norm(dim=-1).mean()
+    assert 0.5 < float(soft.norm(dim=-1).mean() / embedding_norm) < 2.0
+
+
+def test_paper_initialisation_keeps_the_final_norm_as_it_is():
+    engine = make_engine("llama", config=dataclasses.replace(TINY, lsa_output_scale="final-norm"))
+    torch.testing.assert_close(engine.model.lsa.norm.weight, base_model_of(engine.model.backbone).norm.weight)
 
 
 def test_encoder_is_the_first_k_backbone_layers_with_lora(engine):
