@@ -34,7 +34,7 @@ def test_held_out_passages_come_from_sources_never_trained_on(written):
 
 
 def test_sentences_are_whole_and_code_is_dropped():
-    text = "Return the sum. It never fails.\n\n    >>> add(1, 2)\n    3\n\nAnother paragraph here that is prose."
-    assert list(prose.passages(text, 10, 40)) == ["Return the sum. It never fails."]
+    text = "Return the sum of both numbers. It never fails on any input.\n\n    >>> add(1, 2)\n    3\n\nShort one."
+    assert list(prose.passages(text, 10, 40)) == ["Return the sum of both numbers.", "It never fails on any input."]
     with pytest.raises(ValueError, match="min_chars"):
         prose.generate("unused", min_chars=0)

@@ -14,7 +14,7 @@ def test_lsa_is_initialised_from_decoder_layer_zero_and_final_norm(engine):
         torch.testing.assert_close(p_lsa, p_dec, msg=name)
         assert p_lsa.data_ptr() != p_dec.data_ptr()  # a copy, so training LSA leaves the decoder alone
     # the final norm's copy, rescaled once so soft tokens start at the input embeddings' norm
-    scale = lsa.norm.weight / base.norm.weight
+    scale = (lsa.norm.weight / base.norm.weight).detach()
     torch.testing.assert_close(scale, torch.full_like(scale, float(scale[0])))
     soft = engine.compress(["Ada Lind was born in Varnholm and works at Orvan Tools."], rate=4)[0].embeddings
     embedding_norm = base.embed_tokens.weight.norm(dim=-1).mean()

@@ -68,9 +68,9 @@ def test_full_context_tuned_reads_the_full_text_with_the_tuned_baseline_decoder(
     with pytest.raises(ValueError, match="tuned_baseline"):
         evaluate_qa(engine, data, [4], ["full_context_tuned"])
     tuned = make_engine("llama", seed=3)
-    name = "model.layers.0.self_attn.q_proj.weight"
-    weight = tuned.model.backbone.get_parameter(name)
-    tuned.model.set_decoder_overrides({name: weight.detach() * 3})
+    tuned.model.set_decoder_overrides(
+        {n: -p.detach() * 5 for n, p in tuned.model.backbone.named_parameters() if n.endswith("o_proj.weight")}
+    )
     rows = evaluate_qa(engine, data, [4], tuned_baseline=tuned)
     assert [r.method for r in rows][:3] == ["gmsa", "full_context", "full_context_tuned"]
     prompt = f"{PASSAGE}\nQuestion: Where was Ada Lind born?\nAnswer:"
