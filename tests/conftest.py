@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
@@ -37,10 +39,15 @@ def llama_engine() -> GMSAEngine:
     return make_engine("llama")
 
 
+@functools.cache
+def load_default_engine() -> GMSAEngine:
+    """The embedded default model, loaded once per test session (fixtures and standard suites share it)."""
+    return GMSAEngine.from_pretrained()
+
+
 @pytest.fixture(scope="session")
 def default_engine() -> GMSAEngine:
-    """The embedded default model (loaded once per test session)."""
-    return GMSAEngine.from_pretrained()
+    return load_default_engine()
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +62,7 @@ def held_out_questions() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def held_out_corpus_questions(held_out_questions) -> list[tuple[str, str, str]]:
-    """``(gold passage, question, answer)`` for the first 20 single-hop held-out questions."""
+    """``(gold passage, question, answer)`` for the first 12 single-hop held-out questions."""
     from gmsa_integrations.corpus import read_corpus
     from gmsa_integrations.demo import BUNDLED_CORPUS
 
@@ -65,4 +72,4 @@ def held_out_corpus_questions(held_out_questions) -> list[tuple[str, str, str]]:
         gold = [p for p in passages if p.metadata.get("title") and p.metadata["title"] in row["question"]]
         if "." not in row["type"] and len(gold) == 1:
             triples.append((gold[0].text, row["question"], row["answers"][0]))
-    return triples[:20]
+    return triples[:12]

@@ -33,7 +33,7 @@ def test_train_your_own_runs_with_defaults(tmp_path):
         ("langchain_rag.py", ["--stream"], "A: "),
         ("llama_index_query_engine.py", [], "score "),
         ("precompute_store.py", [], "read back"),
-        ("evaluate.py", ["--limit", "4"], "wrote"),
+        ("evaluate.py", ["--limit", "4", "--rates", "4"], "wrote"),
     ],
 )
 def test_example_runs_with_its_defaults(script, extra, expected, tmp_path):

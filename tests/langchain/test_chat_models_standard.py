@@ -1,17 +1,10 @@
 """The langchain-tests standard suites for ChatGMSA, on the embedded default model."""
 
-import functools
-
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from gmsa_integrations import GMSAEngine
 from gmsa_integrations.langchain import ChatGMSA
-
-
-@functools.cache
-def _default_engine() -> GMSAEngine:
-    return GMSAEngine.from_pretrained()
+from tests.conftest import load_default_engine
 
 
 class _ChatGMSASetup:
@@ -21,7 +14,7 @@ class _ChatGMSASetup:
 
     @property
     def chat_model_params(self) -> dict:
-        return {"engine": _default_engine()}
+        return {"engine": load_default_engine()}
 
 
 class TestChatGMSAUnit(_ChatGMSASetup, ChatModelUnitTests):
