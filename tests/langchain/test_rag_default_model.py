@@ -10,7 +10,7 @@ from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.langchain import GMSA_RAG_PROMPT, ChatGMSA, create_gmsa_rag_chain, format_docs
 from gmsa_integrations.langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
 
-QUESTIONS = 20
+QUESTIONS = 30
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.llama_index import GMSA_QA_TEMPLATE, GMSALLM, build_query_engine
 from gmsa_integrations.llama_index.embeddings import faiss_vector_index
 
-QUESTIONS = 20
+QUESTIONS = 30
 
 
 @pytest.fixture(scope="module")
