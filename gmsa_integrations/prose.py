@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import importlib.util
 import json
 import random
 import re
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 SKIPPED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "__pycache__"}
@@ -57,19 +58,38 @@ def _docstrings(path: Path) -> Iterator[str]:
                 yield doc
 
 
-def sources() -> Iterator[tuple[str, str]]:
-    """``(source name, text)`` for every help topic and every standard-library module with docstrings."""
+def package_root(name: str) -> Path:
+    """The directory (or file) of an installed top-level package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is not None and not spec.origin and spec.submodule_search_locations:  # a namespace package
+        return Path(next(iter(spec.submodule_search_locations)))
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"package {name!r} is not installed (or has no Python source files)")
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def _module_texts(root: Path, prefix: str) -> Iterator[tuple[str, str]]:
+    files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+    for path in files:
+        relative = path.relative_to(root.parent if root.is_file() else root)
+        if SKIPPED_DIRS & set(relative.parts):
+            continue
+        text = "\n\n".join(_docstrings(path))
+        if text:
+            yield f"{prefix}{relative.as_posix()}", text
+
+
+def sources(packages: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+    """``(source name, text)`` for every help topic and standard-library module with docstrings, then for
+    every module of the installed ``packages`` (third-party docstrings: more varied prose, same split rule)."""
     from pydoc_data.topics import topics
 
     for name in sorted(topics):
         yield f"topic:{name}", topics[name]
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(stdlib.rglob("*.py")):
-        if SKIPPED_DIRS & set(path.relative_to(stdlib).parts):
-            continue
-        text = "\n\n".join(_docstrings(path))
-        if text:
-            yield f"module:{path.relative_to(stdlib).as_posix()}", text
+    yield from _module_texts(Path(sysconfig.get_paths()["stdlib"]), "module:")
+    for name in packages:
+        yield from _module_texts(package_root(name), f"package:{name}/")
 
 
 def passages(text: str, min_chars: int, max_chars: int) -> Iterator[str]:
@@ -101,15 +121,19 @@ def generate(
     validation: float = 0.05,
     test: float = 0.05,
     seed: int = 0,
+    packages: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Write ``prose_{train,validation,test}.jsonl`` (``{"text", "source"}`` rows); returns row counts."""
+    """Write ``prose_{train,validation,test}.jsonl`` (``{"text", "source"}`` rows); returns row counts.
+
+    ``packages`` adds the docstrings of installed third-party packages (e.g. ``numpy``), which are read
+    from source with ``ast``, never imported. Which passages exist then depends on the installed versions."""
     if not 0 < min_chars <= max_chars:
         raise ValueError(f"need 0 < min_chars <= max_chars, got {min_chars} and {max_chars}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[dict[str, str]]] = {"train": [], "validation": [], "test": []}
     seen: set[str] = set()
-    for source, text in sources():
+    for source, text in sources(packages):
         for passage in passages(text, min_chars, max_chars):
             if passage not in seen:
                 seen.add(passage)
@@ -129,6 +153,14 @@ def add_prose_parser(actions: argparse._SubParsersAction) -> None:
     prose.add_argument("--min-chars", type=int, default=150)
     prose.add_argument("--max-chars", type=int, default=450)
     prose.add_argument("--seed", type=int, default=0)
+    prose.add_argument(
+        "--packages",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        help="also the docstrings of these installed packages, comma-separated (e.g. numpy,scipy)",
+    )
     prose.set_defaults(
-        func=lambda a: print(generate(a.out, min_chars=a.min_chars, max_chars=a.max_chars, seed=a.seed)) or 0
+        func=lambda a: (
+            print(generate(a.out, min_chars=a.min_chars, max_chars=a.max_chars, seed=a.seed, packages=a.packages)) or 0
+        )
     )

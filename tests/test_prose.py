@@ -38,3 +38,20 @@ def test_sentences_are_whole_and_code_is_dropped():
     assert list(prose.passages(text, 10, 40)) == ["Return the sum of both numbers.", "It never fails on any input."]
     with pytest.raises(ValueError, match="min_chars"):
         prose.generate("unused", min_chars=0)
+
+
+def test_installed_packages_add_their_docstrings_split_by_module(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "fakepkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    sentences = " ".join(f"The widget number {i} keeps its colour when the owner repaints the wall." for i in range(4))
+    for i in range(30):
+        (package / f"mod{i}.py").write_text(f'"""Module {i}. {sentences}"""\n\ndef f():\n    """{sentences}"""\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    counts = prose.generate(tmp_path / "out", packages=["fakepkg"])
+    rows = [json.loads(x) for s in SPLITS for x in (tmp_path / "out" / f"prose_{s}.jsonl").read_text().splitlines()]
+    from_package = [r for r in rows if r["source"].startswith("package:fakepkg/")]
+    assert {r["source"] for r in from_package} == {f"package:fakepkg/mod{i}.py" for i in range(30)}
+    assert sum(counts.values()) == len(rows)
+    with pytest.raises(ValueError, match="not installed"):
+        prose.generate(tmp_path / "out2", packages=["no_such_package_here"])

@@ -98,12 +98,27 @@ class GMSAEngine:
     """
 
     def __init__(
-        self, model: GMSAModel, tokenizer: Any, *, store: Any = None, backbone_ref: BackboneRef | None = None
+        self,
+        model: GMSAModel,
+        tokenizer: Any,
+        *,
+        store: Any = None,
+        backbone_ref: BackboneRef | None = None,
+        eos_token_id: int | None = None,
     ) -> None:
         if store is not None and not isinstance(store, SoftTokenStore):
             raise TypeError(f"store must be a SoftTokenStore or None, got {type(store).__name__}")
+        if eos_token_id is not None and (isinstance(eos_token_id, bool) or not isinstance(eos_token_id, int)):
+            raise TypeError(f"eos_token_id must be an int or None, got {eos_token_id!r}")
         self.model = model.eval()
         self.tokenizer = tokenizer
+        if eos_token_id is None:
+            eos_token_id = default_eos_token_id(tokenizer, model.backbone)
+        self.eos_token_id = eos_token_id
+        """The token that ends a reply: training appends it to every target, generation stops at it, and
+        checkpoints record it. A checkpoint's own value wins over its tokenizer's, because tokenizer
+        conversions differ between library versions (transformers 5.17 reads SmolLM2's GGUF with EOS
+        ``<|im_start|>``, 5.23 with ``<|im_end|>``) and a model is trained to stop at one of them."""
         self.store = store
         """The `SoftTokenStore` that `compress` reads first and fills (``None``: no cache)."""
         self.backbone_ref = backbone_ref
@@ -198,7 +213,11 @@ class GMSAEngine:
         backbone, tokenizer, _ = load_backbone(str(bundled) if ref == "bundled" else ref, dtype)
         if device is not None:
             backbone.to(device)
-        engine = cls(GMSAModel(backbone, config), tokenizer, store=store, backbone_ref=meta.get("backbone"))
+        eos = meta.get("eos_token_id")
+        if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos < len(tokenizer)):
+            raise ckpt.CheckpointError(f"{path / ckpt.CONFIG_NAME}: eos_token_id {eos!r} is not a token id")
+        model = GMSAModel(backbone, config)
+        engine = cls(model, tokenizer, store=store, backbone_ref=meta.get("backbone"), eos_token_id=eos)
         weights = path / ckpt.WEIGHTS_NAME
         tensors = ckpt.load_tensors(weights, meta.get("weights_sha256"))
         try:
@@ -236,6 +255,7 @@ class GMSAEngine:
                 "format_version": ckpt.FORMAT_VERSION,
                 "gmsa": self.model.config.to_dict(),
                 "backbone": "bundled" if bundle_backbone else self.backbone_ref,
+                "eos_token_id": self.eos_token_id,
                 "weights_sha256": sha,
             },
         )
@@ -256,6 +276,15 @@ class GMSAEngine:
     @property
     def dtype(self) -> torch.dtype:
         return self.model.embed_tokens.weight.dtype
+
+    @property
+    def stop_token_ids(self) -> set[int]:
+        """Where generation stops: `eos_token_id`, plus the backbone's own end tokens (its generation config),
+        which the untouched decoder (``decoder="original"``) was trained to write by its authors."""
+        ids = set(_generation_eos_ids(self.model.backbone))
+        if self.eos_token_id is not None:
+            ids.add(self.eos_token_id)
+        return ids
 
     @property
     def window_tokens(self) -> int:
@@ -576,7 +605,7 @@ class GMSAEngine:
             decoder = "keft" if uses_soft else "original"
 
         embeds, mask, input_counts, soft_counts = self._decoder_inputs(rows)
-        eos_ids = set() if ignore_eos else _eos_ids(self.tokenizer, self.model.backbone)
+        eos_ids = set() if ignore_eos else self.stop_token_ids
         assemblers = [TextAssembler(self._decode, params.stop) for _ in prompts]
         finished = [False] * len(prompts)
         reported = [False] * len(prompts)
@@ -691,16 +720,19 @@ def resolve_engine(engine: Any) -> GMSAEngine:
     return engine
 
 
-def _eos_ids(tokenizer: Any, backbone: PreTrainedModel) -> set[int]:
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
+def _generation_eos_ids(backbone: PreTrainedModel) -> list[int]:
     gen_eos = getattr(getattr(backbone, "generation_config", None), "eos_token_id", None)
     if isinstance(gen_eos, int):
-        ids.add(gen_eos)
-    elif isinstance(gen_eos, (list, tuple)):
-        ids.update(int(i) for i in gen_eos)
-    return ids
+        return [gen_eos]
+    return [int(i) for i in gen_eos] if isinstance(gen_eos, (list, tuple)) else []
+
+
+def default_eos_token_id(tokenizer: Any, backbone: PreTrainedModel) -> int | None:
+    """A new engine's `GMSAEngine.eos_token_id`: the tokenizer's EOS, else the backbone's first end token."""
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    ids = _generation_eos_ids(backbone)
+    return ids[0] if ids else None
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

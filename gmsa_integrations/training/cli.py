@@ -41,6 +41,7 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("logging-steps", int, "log every N steps"),
     ("save-steps", int, "checkpoint every N steps"),
     ("seed", int, "random seed"),
+    ("dataloader-workers", int, "processes that build batches beside the training loop (0: in it)"),
 ]
 
 

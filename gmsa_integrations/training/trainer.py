@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,8 @@ class _IndexedRows(Dataset):
 
 
 class JsonlLogCallback(TrainerCallback):
-    """Appends one JSON object per logging step (``step``, ``loss``, ``learning_rate``, ...) to log.jsonl.
+    """Appends one JSON object per logging step (``step``, ``loss``, ``learning_rate``, ..., and ``time``, the
+    Unix time, from which step times and tokens/s follow) to log.jsonl.
 
     A fresh run starts a fresh log; a resumed run keeps the records up to the step it resumes from and
     drops any the interrupted run wrote after its last checkpoint, so every step appears once.
@@ -182,7 +184,7 @@ class JsonlLogCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
-        record = {"step": state.global_step, **logs}
+        record = {"step": state.global_step, **logs, "time": round(time.time(), 2)}
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -416,6 +418,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         passage_separator=config.passage_separator,
         seed=config.seed,
         context_as_text=config.stage == "baseline",
+        eos_token_id=engine.eos_token_id,
     )
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

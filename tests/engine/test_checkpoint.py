@@ -127,3 +127,28 @@ def test_decoder_lora_of_the_wrong_shape_is_refused():
     (name, (a, b)), *_ = _lora_factors(engine).items()
     with pytest.raises(ValueError, match="B @ A"):
         engine.model.set_decoder_overrides({}, lora={name: (a, b[:, :1])})
+
+
+def test_the_trained_eos_travels_with_the_checkpoint_and_wins_over_the_tokenizers(tmp_path):
+    """A checkpoint stops where it was trained to stop, whatever EOS the reloaded tokenizer declares
+    (tokenizer conversions differ between library versions)."""
+    engine = make_engine()
+    sps = engine.compress(TEXTS[:1])
+    free = engine.complete("Where?", soft_prompts=sps, max_new_tokens=6, ignore_eos=True)
+    first_token = engine.tokenizer(free.text, add_special_tokens=False)["input_ids"][0]
+    assert first_token != engine.tokenizer.eos_token_id
+    engine.eos_token_id = first_token  # as if training had ended every target with this token
+    engine.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "gmsa_config.json").read_text())["eos_token_id"] == first_token
+
+    loaded = GMSAEngine.from_pretrained(tmp_path)
+    assert loaded.eos_token_id == first_token != loaded.tokenizer.eos_token_id
+    stopped = loaded.complete("Where?", soft_prompts=sps, max_new_tokens=6)
+    assert (stopped.text, stopped.output_tokens, stopped.finish_reason) == ("", 0, "stop")
+
+    meta = json.loads((tmp_path / "gmsa_config.json").read_text())
+    (tmp_path / "gmsa_config.json").write_text(json.dumps({**meta, "eos_token_id": 10**9}))
+    with pytest.raises(CheckpointError, match="eos_token_id"):
+        GMSAEngine.from_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="eos_token_id"):
+        GMSAEngine(engine.model, engine.tokenizer, eos_token_id="</s>")

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -66,7 +67,9 @@ def _losses(log_file):
 def test_autoencoder_loss_falls_and_log_has_step_loss_lr(ae_checkpoint):
     records = [json.loads(line) for line in (ae_checkpoint / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [5, 10, 15, 20, 25, 30, 35, 40]
-    assert all({"step", "loss", "learning_rate"} <= set(r) for r in records)
+    assert all({"step", "loss", "learning_rate", "time"} <= set(r) for r in records)
+    times = [r["time"] for r in records]  # Unix times, from which the model card's step times follow
+    assert times == sorted(times) and abs(times[-1] - time.time()) < 3600
     losses = _losses(ae_checkpoint / "log.jsonl")
     assert losses[-1] < losses[0]
 
@@ -252,6 +255,8 @@ def test_two_process_torchrun_on_cpu(workdir, tmp_path):
         "2",
         "--batch-size",
         "2",
+        "--dataloader-workers",
+        "1",
         "--no-progress",
     ]
     result = subprocess.run(keft, capture_output=True, text=True, timeout=300, env=env)
