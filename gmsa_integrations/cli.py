@@ -50,8 +50,18 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="re-save a GMSA checkpoint (e.g. in half precision)")
-    parser.add_argument("--model", required=True, help="GMSA checkpoint directory")
+    parser = subparsers.add_parser(
+        "export", help="re-save a GMSA checkpoint (e.g. in half precision), or its decoder for serving engines"
+    )
+    parser.add_argument(
+        "what",
+        nargs="?",
+        choices=["checkpoint", "decoder"],
+        default="checkpoint",
+        help="checkpoint (default): a GMSA checkpoint; decoder: the soft-token decoder as a plain Hugging Face "
+        "checkpoint (tuned weights merged, tokenizer included) that reads engine.prompt_embeds(...)",
+    )
+    parser.add_argument("--model", required=True, help="GMSA checkpoint directory ('default': the embedded model)")
     parser.add_argument("--out", required=True, help="where the new checkpoint goes")
     parser.add_argument("--dtype", default="float16", help="float16, bfloat16 or float32 (default float16)")
     parser.add_argument(
@@ -65,7 +75,13 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from .engine import GMSAEngine
 
-    engine = GMSAEngine.from_pretrained(args.model, dtype=args.dtype)
+    engine = GMSAEngine.from_pretrained(None if args.model == "default" else args.model, dtype=args.dtype)
+    if args.what == "decoder":
+        engine.export_decoder(args.out)
+        print(
+            f"{args.model} -> {args.out} (decoder, {engine.dtype}, stops at token ids {sorted(engine.stop_token_ids)})"
+        )
+        return 0
     engine.save_pretrained(args.out, bundle_backbone=True if args.bundle_backbone else None)
     bundled = args.bundle_backbone or engine.backbone_ref in (None, "bundled")
     print(f"{args.model} -> {args.out} ({engine.dtype}, backbone {'bundled' if bundled else 'referenced'})")

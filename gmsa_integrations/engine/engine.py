@@ -523,6 +523,42 @@ class GMSAEngine:
                     results[row] = dataclasses.replace(piece, text=texts[row])
         return [r for r in results if r is not None]
 
+    def prompt_embeds(self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None) -> torch.Tensor:
+        """The exact ``[T, hidden]`` tensor that `generate` feeds the decoder for this prompt.
+
+        With `export_decoder`, it serves GMSA from any engine that takes prompt embeddings, e.g. plain
+        ``transformers`` ``generate(inputs_embeds=...)`` or vLLM's ``{"prompt_embeds": tensor}``.
+        """
+        _, rows = self._check_generation_inputs([prompt], None if soft_prompts is None else [soft_prompts])
+        embeds, _, lengths, _ = self._decoder_inputs(rows)
+        return embeds[0, embeds.shape[1] - lengths[0] :].clone()
+
+    def export_decoder(self, directory: str | os.PathLike, *, decoder: Literal["keft", "original"] = "keft") -> Path:
+        """Write the decoder that reads soft tokens as a plain Hugging Face checkpoint (safetensors, tuned
+        weights merged, tokenizer, and a generation config that stops where this engine stops).
+
+        Serving engines load it like any causal LM and take `prompt_embeds` as input.
+        """
+        if decoder not in ("keft", "original"):
+            raise ValueError(f"decoder must be 'keft' or 'original', got {decoder!r}")
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        build = directory.with_name(f".{directory.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        backbone = self.model.backbone
+        with self._lock, contextlib.ExitStack() as stack:
+            if decoder == "original":
+                stack.enter_context(self.model.original_decoder())
+            stack.enter_context(_as_plain_checkpoint(backbone))
+            previous_eos = backbone.generation_config.eos_token_id
+            backbone.generation_config.eos_token_id = sorted(self.stop_token_ids) or None
+            try:
+                backbone.save_pretrained(build, safe_serialization=True)
+            finally:
+                backbone.generation_config.eos_token_id = previous_eos
+        self.tokenizer.save_pretrained(build)
+        ckpt.replace_directory(build, directory)
+        return directory
+
     def stream(self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None, **kwargs: Any) -> Iterator[str]:
         """Yield the reply to ``prompt`` as text pieces; joined, they equal `generate`'s result."""
         for piece in self.stream_completion(prompt, soft_prompts, **kwargs):
@@ -718,6 +754,32 @@ def resolve_engine(engine: Any) -> GMSAEngine:
     if not isinstance(engine, GMSAEngine):
         raise TypeError(f"engine must be a GMSAEngine (or None for the default model), got {type(engine).__name__}")
     return engine
+
+
+@contextlib.contextmanager
+def _as_plain_checkpoint(backbone: PreTrainedModel) -> Iterator[None]:
+    """A GGUF backbone is held dequantised in memory but still marked as quantised, which transformers
+    refuses to save; unmark it while it is written as a plain checkpoint of the weights it holds."""
+    quantizer = getattr(backbone, "hf_quantizer", None)
+    marked = {k: v for k, v in vars(backbone).items() if k in ("is_quantized", "quantization_method")}
+    config_has = "quantization_config" in vars(backbone.config)
+    quantization_config = getattr(backbone.config, "quantization_config", None)
+    if quantizer is None and not config_has:
+        yield
+        return
+    backbone.hf_quantizer = None
+    for key in marked:
+        setattr(backbone, key, False if key == "is_quantized" else None)
+    if config_has:
+        delattr(backbone.config, "quantization_config")
+    try:
+        yield
+    finally:
+        backbone.hf_quantizer = quantizer
+        for key, value in marked.items():
+            setattr(backbone, key, value)
+        if config_has:
+            backbone.config.quantization_config = quantization_config
 
 
 def _generation_eos_ids(backbone: PreTrainedModel) -> list[int]:

@@ -252,7 +252,9 @@ def plot_training_log(path: str, png: str, title: str = "training") -> dict[str,
 
     series = read_training_log(path)
     validation = {k: v for k, v in series.items() if k.startswith("val_")}
-    fig, axes = plt.subplots(1, 2 if validation else 1, figsize=(11 if validation else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if validation else 1, figsize=(11 if validation else 6, 4), squeeze=False, sharex=True
+    )
     steps, losses = zip(*series["loss"], strict=True)
     axes[0][0].plot(steps, losses)
     axes[0][0].set_xlabel("step")
