@@ -28,7 +28,7 @@ from . import checkpoint as ckpt
 from .budget import allocate_rates, check_positive_int
 from .config import GMSAConfig
 from .generation import SamplingParams, TextAssembler, decode_tokens, new_kv_cache
-from .loading import BackboneRef, load_backbone
+from .loading import BackboneRef, check_tokenizer, load_backbone, tokenizer_fingerprint
 from .merging import num_soft_tokens
 from .model import GMSAModel
 from .soft_prompt import SoftPrompt
@@ -213,6 +213,7 @@ class GMSAEngine:
         backbone, tokenizer, _ = load_backbone(str(bundled) if ref == "bundled" else ref, dtype)
         if device is not None:
             backbone.to(device)
+        check_tokenizer(tokenizer, meta.get("tokenizer"), str(path / ckpt.CONFIG_NAME))
         eos = meta.get("eos_token_id")
         if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos < len(tokenizer)):
             raise ckpt.CheckpointError(f"{path / ckpt.CONFIG_NAME}: eos_token_id {eos!r} is not a token id")
@@ -256,6 +257,7 @@ class GMSAEngine:
                 "gmsa": self.model.config.to_dict(),
                 "backbone": "bundled" if bundle_backbone else self.backbone_ref,
                 "eos_token_id": self.eos_token_id,
+                "tokenizer": tokenizer_fingerprint(self.tokenizer),
                 "weights_sha256": sha,
             },
         )

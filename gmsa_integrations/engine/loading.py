@@ -126,6 +126,35 @@ def load_tokenizer(ref: str | os.PathLike, gguf_file: str | None = None) -> Any:
     return AutoTokenizer.from_pretrained(str(ref))
 
 
+TOKENIZER_PROBE = (
+    "GMSA tokenizer probe: Mira Solen, born 4 March 1969 in Kethport (pop. 120,000) - naïve café, Tōkyō.\n"
+    "\tdef area(r): return 3.14159 * r ** 2  # <b>HTML</b> & {json: [1, 2]}  "
+)
+"""Text whose token ids identify a tokenizer's behaviour (words, digits, accents, code, markup, spaces)."""
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
+    """What a checkpoint records of its tokenizer: vocabulary size and a hash of the probe text's ids.
+
+    Soft tokens are computed from token ids, so a tokenizer that splits text differently silently
+    changes every soft token (and their count); `GMSAEngine.from_pretrained` refuses such a load."""
+    ids = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+    return {"vocab_size": len(tokenizer), "probe_ids_sha256": hashlib.sha256(str(list(ids)).encode()).hexdigest()}
+
+
+def check_tokenizer(tokenizer: Any, recorded: Any, where: str) -> None:
+    """Raise `CheckpointError` when ``tokenizer`` is not the one whose fingerprint was ``recorded``."""
+    if recorded is None:
+        return  # written before fingerprints were recorded
+    found = tokenizer_fingerprint(tokenizer)
+    if not isinstance(recorded, dict) or recorded != found:
+        raise CheckpointError(
+            f"{where}: the tokenizer loaded for this checkpoint ({type(tokenizer).__name__}, vocabulary "
+            f"{found['vocab_size']}, probe ids {found['probe_ids_sha256'][:12]}) is not the one it was trained "
+            f"with (recorded: {recorded!r}); its token ids, and so every soft token, would change"
+        )
+
+
 def load_backbone(
     ref: BackboneRef | os.PathLike,
     dtype: torch.dtype | None = None,

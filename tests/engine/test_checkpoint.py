@@ -152,3 +152,24 @@ def test_the_trained_eos_travels_with_the_checkpoint_and_wins_over_the_tokenizer
         GMSAEngine.from_pretrained(tmp_path)
     with pytest.raises(TypeError, match="eos_token_id"):
         GMSAEngine(engine.model, engine.tokenizer, eos_token_id="</s>")
+
+
+def test_a_load_that_would_change_token_ids_is_refused_naming_both_tokenizers(tmp_path):
+    engine = make_engine("qwen2")  # a Qwen2 backbone with a foreign (character-level) tokenizer
+    engine.save_pretrained(tmp_path)
+    recorded = json.loads((tmp_path / "gmsa_config.json").read_text())["tokenizer"]
+    assert recorded["vocab_size"] == len(engine.tokenizer)
+    loaded = GMSAEngine.from_pretrained(tmp_path)  # the saved tokenizer comes back: same ids, same soft tokens
+    assert type(loaded.tokenizer) is type(engine.tokenizer)
+    assert [sp.num_tokens for sp in loaded.compress(TEXTS)] == [sp.num_tokens for sp in engine.compress(TEXTS)]
+
+    meta = json.loads((tmp_path / "gmsa_config.json").read_text())
+    tokenizer_config = tmp_path / "backbone" / "tokenizer.json"
+    vocab = json.loads(tokenizer_config.read_text())
+    first, second = sorted(vocab["model"]["vocab"].items(), key=lambda kv: kv[1])[5:7]
+    vocab["model"]["vocab"][first[0]], vocab["model"]["vocab"][second[0]] = second[1], first[1]  # swap two ids
+    tokenizer_config.write_text(json.dumps(vocab))
+    with pytest.raises(CheckpointError, match=r"tokenizer.*not the one it was trained with"):
+        GMSAEngine.from_pretrained(tmp_path)
+    (tmp_path / "gmsa_config.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tokenizer"}))
+    GMSAEngine.from_pretrained(tmp_path)  # checkpoints from before fingerprints still load
