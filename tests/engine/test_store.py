@@ -65,7 +65,9 @@ def test_corrupted_entry_is_detected_and_recomputed(tmp_path):
             (bytes(blob),),
         )
     again = engine.compress(TEXTS, rate=4)
-    assert _equal(again, expected)
+    # the corrupted entry is recomputed alone, not in the original batch: equal up to float rounding
+    assert len(again) == len(expected)
+    assert all(torch.allclose(x.embeddings, y.embeddings, atol=1e-5) for x, y in zip(again, expected))
     assert engine.store.stats()["corrupted"] == 1
     assert engine.store.stats()["entries"] == 3  # recomputed and written back
 

