@@ -550,7 +550,6 @@ class GMSAEngine:
         with self._lock, contextlib.ExitStack() as stack:
             if decoder == "original":
                 stack.enter_context(self.model.original_decoder())
-            stack.enter_context(_as_plain_checkpoint(backbone))
             previous_eos = backbone.generation_config.eos_token_id
             backbone.generation_config.eos_token_id = sorted(self.stop_token_ids) or None
             try:
@@ -756,32 +755,6 @@ def resolve_engine(engine: Any) -> GMSAEngine:
     if not isinstance(engine, GMSAEngine):
         raise TypeError(f"engine must be a GMSAEngine (or None for the default model), got {type(engine).__name__}")
     return engine
-
-
-@contextlib.contextmanager
-def _as_plain_checkpoint(backbone: PreTrainedModel) -> Iterator[None]:
-    """A GGUF backbone is held dequantised in memory but still marked as quantised, which transformers
-    refuses to save; unmark it while it is written as a plain checkpoint of the weights it holds."""
-    quantizer = getattr(backbone, "hf_quantizer", None)
-    marked = {k: v for k, v in vars(backbone).items() if k in ("is_quantized", "quantization_method")}
-    config_has = "quantization_config" in vars(backbone.config)
-    quantization_config = getattr(backbone.config, "quantization_config", None)
-    if quantizer is None and not config_has:
-        yield
-        return
-    backbone.hf_quantizer = None
-    for key in marked:
-        setattr(backbone, key, False if key == "is_quantized" else None)
-    if config_has:
-        delattr(backbone.config, "quantization_config")
-    try:
-        yield
-    finally:
-        backbone.hf_quantizer = quantizer
-        for key, value in marked.items():
-            setattr(backbone, key, value)
-        if config_has:
-            backbone.config.quantization_config = quantization_config
 
 
 def _generation_eos_ids(backbone: PreTrainedModel) -> list[int]:

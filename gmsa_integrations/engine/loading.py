@@ -184,5 +184,18 @@ def load_backbone(
         model = AutoModelForCausalLM.from_pretrained(str(ref), dtype=dtype)
         return model, load_tokenizer(ref), str(ref)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    _unmark_dequantised(model)
     tokenizer = load_tokenizer(path.parent, gguf_file=path.name)
     return model, tokenizer, record
+
+
+def _unmark_dequantised(model: PreTrainedModel) -> None:
+    """transformers dequantises GGUF weights to ``dtype`` at load but keeps the model marked as quantised,
+    which refuses ``save_pretrained`` (a bundled backbone, `GMSAEngine.export_decoder`) and ``.to(dtype)``.
+    The weights held are plain floats: drop the mark."""
+    model.hf_quantizer = None
+    for attribute in ("is_quantized", "quantization_method"):
+        if attribute in vars(model):
+            setattr(model, attribute, False if attribute == "is_quantized" else None)
+    if "quantization_config" in vars(model.config):
+        delattr(model.config, "quantization_config")

@@ -59,6 +59,17 @@ def test_checkpoint_references_the_gguf_by_sha256_and_reloads_exactly(gguf_model
     assert torch.equal(a.embeddings, b.embeddings)
 
 
+def test_a_gguf_engine_bundles_its_dequantised_backbone_as_plain_safetensors(gguf_model, tmp_path):
+    path, _ = gguf_model
+    engine = GMSAEngine.from_backbone(path, config=CONFIG)
+    engine.save_pretrained(tmp_path / "ckpt", bundle_backbone=True)  # transformers refuses models marked quantised
+    saved = json.loads((tmp_path / "ckpt" / "backbone" / "config.json").read_text())
+    assert "quantization_config" not in saved
+    assert list((tmp_path / "ckpt" / "backbone").glob("*.safetensors"))
+    again = GMSAEngine.from_pretrained(tmp_path / "ckpt")
+    assert torch.equal(engine.compress([TEXT], rate=4)[0].embeddings, again.compress([TEXT], rate=4)[0].embeddings)
+
+
 def test_loading_against_another_gguf_file_is_refused_naming_both_hashes(tmp_path):
     path = tmp_path / "model.gguf"
     write_random_gguf(path, "llama", seed=0)
