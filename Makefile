@@ -58,7 +58,7 @@ DM_PROSE_PACKAGES :=
 DM_WORKERS := 0
 DM_EVAL_LIMIT := 200
 DM_SETUP := $(STAMP)
-COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 --no-progress --resume \
+COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 --no-show-progress --resume latest \
 	--dataloader-workers $(DM_WORKERS)
 DM_DATA = $(DM)/prose/prose_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
 

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from gmsa_integrations.cli import main as gmsa
-from gmsa_integrations.synth import generate
+from gmsa_integrations.data.synth import generate
 
 
 def main() -> None:

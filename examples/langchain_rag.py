@@ -14,8 +14,8 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.output_parsers import StrOutputParser
 
 from gmsa_integrations import GMSAEngine
-from gmsa_integrations.corpus import read_corpus
-from gmsa_integrations.demo import BUNDLED_CORPUS
+from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.langchain import GMSA_RAG_PROMPT, ChatGMSA, GMSACompressor, format_docs
 from gmsa_integrations.langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
 

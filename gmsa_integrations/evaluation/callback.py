@@ -14,8 +14,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from ..data.records import AERow, QARow
 from ..engine import GMSAEngine
-from ..records import AERow, QARow
 from .harness import evaluate_qa, evaluate_reconstruction
 
 

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..data.records import AERow, QARow
 from ..engine import GMSAEngine
-from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
-from ..records import AERow, QARow
+from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
 from . import metrics
 
 QA_METHODS = ("gmsa", "full_context", "full_context_tuned", "truncate", "token_drop", "no_context")

@@ -11,7 +11,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel, RunnablePassthrough
 
-from ..prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
 from .chat_models import ChatGMSA
 from .compressors import GMSACompressor
 

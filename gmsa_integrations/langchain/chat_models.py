@@ -11,10 +11,10 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..engine import Completion, GMSAEngine, resolve_engine
-from ..engine.budget import check_positive_int
+from ..engine.checks import check_positive_int
 
 
 def _text(message: BaseMessage) -> str:
@@ -60,7 +60,7 @@ class ChatGMSA(BaseChatModel):
                 print(chunk.content, end="")
     """
 
-    engine: Any = Field(default=None, exclude=True)
+    engine: GMSAEngine | None = Field(default=None, exclude=True)
     """The `GMSAEngine` (``None``: the embedded default model)."""
     max_tokens: int = 64
     """Maximum number of tokens to generate."""
@@ -76,9 +76,13 @@ class ChatGMSA(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, engine: Any) -> GMSAEngine:
+        return resolve_engine(engine)
+
     @model_validator(mode="after")
     def _validate(self) -> ChatGMSA:
-        self.engine = resolve_engine(self.engine)
         check_positive_int("max_tokens", self.max_tokens)
         return self
 
@@ -93,7 +97,7 @@ class ChatGMSA(BaseChatModel):
     def _prompt(self, messages: list[BaseMessage]) -> str:
         if not messages:
             raise ValueError("ChatGMSA needs at least one message")
-        engine: GMSAEngine = self.engine
+        engine = self.engine
         template = getattr(engine.tokenizer, "chat_template", None)
         if template:
             turns = [{"role": _role(m), "content": _text(m)} for m in messages]

@@ -8,10 +8,10 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..engine import GMSAEngine, resolve_engine
-from ..engine.budget import check_positive_int
+from ..engine.checks import check_compression_options
 
 
 class GMSACompressor(BaseDocumentCompressor):
@@ -33,7 +33,7 @@ class GMSACompressor(BaseDocumentCompressor):
             ChatGMSA(engine=engine).invoke(docs[0].page_content + "\\nQuestion: Who founded it?\\nAnswer:")
     """
 
-    engine: Any = Field(default=None, exclude=True)
+    engine: GMSAEngine | None = Field(default=None, exclude=True)
     """The `GMSAEngine` that compresses (``None``: the embedded default model)."""
     rate: int = 4
     """Compression rate: ceil(L / rate) soft tokens for a document of L tokens."""
@@ -45,13 +45,14 @@ class GMSACompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, engine: Any) -> GMSAEngine:
+        return resolve_engine(engine)
+
     @model_validator(mode="after")
     def _validate(self) -> GMSACompressor:
-        self.engine = resolve_engine(self.engine)
-        check_positive_int("rate", self.rate)
-        check_positive_int("batch_size", self.batch_size)
-        if self.target_tokens is not None:
-            check_positive_int("target_tokens", self.target_tokens)
+        check_compression_options(self.rate, self.target_tokens, self.batch_size)
         return self
 
     def compress_documents(
@@ -64,26 +65,18 @@ class GMSACompressor(BaseDocumentCompressor):
                 raise TypeError(f"documents[{i}] must be a langchain Document, got {type(doc).__name__}")
         if not docs:
             return []
-        engine: GMSAEngine = self.engine
         scores = [float(d.metadata.get("relevance_score", d.metadata.get("score", -i))) for i, d in enumerate(docs)]
-        soft = engine.compress_ranked(
+        passages = self.engine.compress_passages(
             [d.page_content for d in docs],
             scores,
             self.rate,
             target_tokens=self.target_tokens,
             batch_size=self.batch_size,
         )
-        out = []
-        for doc, sp in zip(docs, soft, strict=True):
-            metadata = {
-                **doc.metadata,
-                "gmsa_source_tokens": sp.source_tokens,
-                "gmsa_soft_tokens": sp.num_tokens,
-                "gmsa_rate": sp.rate,
-                "gmsa_original_text": doc.page_content,
-            }
-            out.append(Document(page_content=engine.reference(sp), metadata=metadata, id=doc.id))
-        return out
+        return [
+            Document(page_content=p.reference, metadata={**doc.metadata, **p.metadata}, id=doc.id)
+            for doc, p in zip(docs, passages, strict=True)
+        ]
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

@@ -14,7 +14,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel
 
 from .. import embeddings as minilm
-from ..engine.checkpoint import atomic_write_bytes, atomic_write_json, read_json
+from ..io import atomic_write_bytes, atomic_write_json, read_json
 
 INDEX_FILE, DOCS_FILE = "index.faiss", "documents.json"
 

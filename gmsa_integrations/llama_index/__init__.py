@@ -1,7 +1,9 @@
 """LlamaIndex integration: `GMSANodePostprocessor` (nodes -> soft tokens) and `GMSALLM` (reads them)."""
 
-from .base import GMSA_QA_TEMPLATE, GMSALLM, GMSANodePostprocessor, build_query_engine
 from .embeddings import MiniLMEmbedding, faiss_vector_index, load_faiss_index
+from .llms import GMSALLM
+from .postprocessor import GMSANodePostprocessor
+from .query_engine import GMSA_QA_TEMPLATE, build_query_engine
 
 __all__ = [
     "GMSALLM",

@@ -1,6 +1,6 @@
 """GMSA training: autoencoder pretraining and KEFT on Hugging Face `Trainer`."""
 
-from ..records import AERow, DataError, QARow, read_rows
+from ..data.records import AERow, DataError, QARow, read_rows
 from .objective import GMSACollator, GMSAObjective
 from .trainer import TrainConfig, select_trainable, train
 

@@ -1,8 +1,9 @@
 """The training objective: batches of (passages, prompt, target) -> cross-entropy on the target.
 
 `GMSACollator` turns validated rows into padded tensors, sampling one compression rate per sample.
-`GMSAObjective` runs encoder -> group merging -> LSA -> decoder over ``[soft][prompt][target+EOS]``,
-each sample packed contiguously and right-padded as a whole, with the loss on target tokens only.
+`GMSAObjective` compresses the passages with the engine's own `soft_tokens` (the function inference
+runs, here with gradients) and runs the decoder over ``[soft][prompt][target+EOS]``, each sample packed
+contiguously and right-padded as a whole, with the loss on target tokens only.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.records import AERow, QARow
+from ..engine.compression import soft_tokens
 from ..engine.model import GMSAModel, base_model_of
-from ..prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
-from ..records import AERow, QARow
+from ..engine.prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +38,6 @@ class GMSACollator:
 
     tokenizer: Any
     rates: Sequence[int]
-    window_tokens: int
     max_length: int = 512
     instruction: str = AE_INSTRUCTION
     qa_template: str = QUESTION_TEMPLATE
@@ -71,41 +72,34 @@ class GMSACollator:
         return random.Random(f"{self.seed}:{index}").choice(list(self.rates))
 
     def __call__(self, items: list[tuple[int, AERow | QARow]]) -> dict[str, torch.Tensor]:
-        windows, window_rates, window_passage, passage_sample = [], [], [], []
+        passages, passage_rates, passage_sample = [], [], []
         prompts, targets = [], []
-        eos = self.eos_token_id
         for sample, (index, row) in enumerate(items):
             rate = self.sample_rate(index)
             if isinstance(row, AERow):
                 text_ids = self._ids(row.text)[: self.max_length]
-                passages, prompt, target = [text_ids], self._instruction_ids, text_ids
+                contexts, prompt, target = [text_ids], self._instruction_ids, text_ids
             elif self.context_as_text:
                 texts = [self._truncate(p) for p in row.passages]
-                passages = []
+                contexts = []
                 prompt = self._ids(self.passage_separator.join(texts) + self.qa_template.format(question=row.question))
                 target = self._ids(self.answer_template.format(answer=row.answers[0]))
             else:
-                passages = [self._ids(p)[: self.max_length] for p in row.passages]
+                contexts = [self._ids(p)[: self.max_length] for p in row.passages]
                 prompt = self._ids(self.qa_template.format(question=row.question))
                 target = self._ids(self.answer_template.format(answer=row.answers[0]))
-            window = max(rate, (self.window_tokens // rate) * rate)
-            for ids in passages:
-                passage = len(passage_sample)
-                passage_sample.append(sample)
-                for start in range(0, len(ids), window):
-                    windows.append(ids[start : start + window])
-                    window_rates.append(rate)
-                    window_passage.append(passage)
+            passages += contexts
+            passage_rates += [rate] * len(contexts)
+            passage_sample += [sample] * len(contexts)
             prompts.append(prompt)
-            targets.append([*target, eos])
-        enc_ids, enc_lengths = _pad(windows, self.pad_id)
+            targets.append([*target, self.eos_token_id])
+        passage_ids, passage_lengths = _pad(passages, self.pad_id)
         prompt_ids, prompt_lengths = _pad(prompts, self.pad_id)
         target_ids, target_lengths = _pad(targets, self.pad_id)
         return {
-            "enc_input_ids": enc_ids,
-            "enc_lengths": enc_lengths,
-            "enc_rates": torch.tensor(window_rates, dtype=torch.long),
-            "window_passage": torch.tensor(window_passage, dtype=torch.long),
+            "passage_ids": passage_ids,
+            "passage_lengths": passage_lengths,
+            "passage_rates": torch.tensor(passage_rates, dtype=torch.long),
             "passage_sample": torch.tensor(passage_sample, dtype=torch.long),
             "prompt_ids": prompt_ids,
             "prompt_lengths": prompt_lengths,
@@ -118,46 +112,26 @@ class GMSACollator:
 class GMSAObjective(nn.Module):
     """Wraps a `GMSAModel` so that ``forward(**batch)`` returns ``{"loss": ...}`` (what HF Trainer expects)."""
 
-    def __init__(self, model: GMSAModel, train_compressor: bool) -> None:
+    def __init__(self, model: GMSAModel, train_compressor: bool, window_tokens: int) -> None:
         super().__init__()
         self.model = model
         self.train_compressor = train_compressor
         """False in KEFT: soft tokens are computed without gradients (encoder and LSA frozen)."""
+        self.window_tokens = window_tokens
+        """The engine's `GMSAEngine.window_tokens`: passages are windowed exactly as at inference."""
 
-    def soft_tokens(
-        self,
-        enc_input_ids: torch.Tensor,
-        enc_lengths: torch.Tensor,
-        enc_rates: torch.Tensor,
-        window_passage: torch.Tensor,
-        num_passages: int,
+    def passage_soft_tokens(
+        self, passage_ids: torch.Tensor, passage_lengths: torch.Tensor, passage_rates: torch.Tensor
     ) -> list[torch.Tensor]:
-        """One ``[m, hidden]`` tensor per passage, windows concatenated in order, after LSA."""
-        hidden = self.model.hidden_size
-        per_passage: list[list[torch.Tensor]] = [[] for _ in range(num_passages)]
-        real = enc_lengths > 0
-        if bool(real.any()):
-            pooled, counts = self.model.encode_and_merge(enc_input_ids[real], enc_lengths[real], enc_rates[real])
-            for row, passage in enumerate(window_passage[real].tolist()):
-                per_passage[passage].append(pooled[row, : int(counts[row])])
-        merged = [torch.cat(parts) if parts else None for parts in per_passage]
-        nonempty = [p for p, m in enumerate(merged) if m is not None]
-        dtype, device = self.model.embed_tokens.weight.dtype, enc_input_ids.device
-        out = [torch.zeros(0, hidden, dtype=dtype, device=device) for _ in range(num_passages)]
-        if nonempty:
-            counts = torch.tensor([merged[p].shape[0] for p in nonempty], device=device)
-            padded = nn.utils.rnn.pad_sequence([merged[p] for p in nonempty], batch_first=True)
-            aligned = self.model.align(padded, counts)
-            for row, p in enumerate(nonempty):
-                out[p] = aligned[row, : int(counts[row])]
-        return out
+        """The soft tokens of each passage in the batch, through the engine's one compression function."""
+        passages = [passage_ids[p, : int(n)] for p, n in enumerate(passage_lengths.tolist())]
+        return soft_tokens(self.model, passages, passage_rates.tolist(), window_tokens=self.window_tokens)
 
     def forward(
         self,
-        enc_input_ids: torch.Tensor,
-        enc_lengths: torch.Tensor,
-        enc_rates: torch.Tensor,
-        window_passage: torch.Tensor,
+        passage_ids: torch.Tensor,
+        passage_lengths: torch.Tensor,
+        passage_rates: torch.Tensor,
         passage_sample: torch.Tensor,
         prompt_ids: torch.Tensor,
         prompt_lengths: torch.Tensor,
@@ -167,7 +141,7 @@ class GMSAObjective(nn.Module):
         **_: Any,
     ) -> dict[str, torch.Tensor]:
         with torch.set_grad_enabled(self.train_compressor and torch.is_grad_enabled()):
-            soft = self.soft_tokens(enc_input_ids, enc_lengths, enc_rates, window_passage, len(passage_sample))
+            soft = self.passage_soft_tokens(passage_ids, passage_lengths, passage_rates)
         embed = self.model.embed_tokens
         rows, labels = [], []
         for b in range(prompt_ids.shape[0]):

@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import Dataset
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
-from ..prompts import AE_INSTRUCTION, PASSAGE_SEPARATOR, QA_TEMPLATE
-from ..records import AERow, QARow, read_rows
+from ..data.records import AERow, QARow, read_rows
+from ..engine.prompts import AE_INSTRUCTION, PASSAGE_SEPARATOR, QA_TEMPLATE
 from .trainer import JsonlLogCallback
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]

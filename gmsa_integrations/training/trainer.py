@@ -26,12 +26,14 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
+from ..data.records import read_rows
 from ..engine import GMSAConfig, GMSAEngine
-from ..engine.budget import parse_positive_ints
-from ..engine.checkpoint import WEIGHTS_NAME, atomic_write_bytes, load_tensors, read_json, save_tensors
-from ..prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
-from ..records import read_rows
+from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_config, save_tensors
+from ..engine.checks import parse_positive_ints
+from ..engine.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
+from ..io import atomic_write_bytes
 from .objective import GMSACollator, GMSAObjective
 
 Stage = Literal["ae", "keft", "baseline"]
@@ -64,14 +66,10 @@ class TrainConfig:
     """Default: 1e-4 for ``ae`` and 1e-5 for ``keft`` (the paper's)."""
     rates: list[int] = field(default_factory=lambda: [4, 8])
     """A compression rate is sampled per sample from this set; one value means fixed-rate training."""
-    encoder_layers: int = 8
-    lsa_layers: int = 1
-    lora_r: int = 128
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    paradigm: Literal["group-merging", "memory-tokens"] = "group-merging"
-    memory_tokens: int = 0
-    """Memory tokens of the ``memory-tokens`` baseline (0: enough for the smallest rate)."""
+    gmsa: GMSAConfig = field(default_factory=GMSAConfig)
+    """The compressor built on ``backbone`` (encoder layers, LoRA, LSA, window, paradigm, AE instruction); a run
+    from ``init`` keeps that checkpoint's. Its ``default_rate`` becomes the smallest of ``rates``, and a
+    ``memory-tokens`` model with ``memory_tokens=0`` gets enough for that rate."""
     keft_mode: KEFTMode = "qkv"
     """``qkv``: the decoder's Q/K/V projections in every layer (paper v1); ``full``: the whole decoder (v2);
     ``lora``: LoRA on Q/K/V/O, stored as low-rank factors (small checkpoints, less training memory)."""
@@ -85,8 +83,6 @@ class TrainConfig:
     keft_lora_alpha: int = 32
     max_length: int = 512
     """Context tokens per passage (longer passages are truncated)."""
-    max_window_tokens: int = 512
-    instruction: str = AE_INSTRUCTION
     qa_template: str = QUESTION_TEMPLATE
     """KEFT text after the soft tokens; the default is the layout both adapters send (`prompts.QA_TEMPLATE`)."""
     answer_template: str = ANSWER_TEMPLATE
@@ -102,8 +98,9 @@ class TrainConfig:
     seed: int = 42
     bf16: bool | None = None
     """Mixed precision; default: on when CUDA supports bf16."""
-    resume: bool | str = False
-    """``True``: the latest ``checkpoint-*`` in ``output_dir``; or a checkpoint path."""
+    resume: str | None = None
+    """``latest``: the latest ``checkpoint-N`` in ``output_dir`` (a fresh start when there is none); or the path
+    of a checkpoint."""
     show_progress: bool = True
     dataloader_workers: int = 0
 
@@ -118,8 +115,16 @@ class TrainConfig:
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {self.keft_mode!r}")
         if self.ae_decoder not in ("frozen", "qkv", "full", "lora"):
             raise ValueError(f"ae_decoder must be 'frozen', 'qkv', 'full' or 'lora', got {self.ae_decoder!r}")
+        if isinstance(self.gmsa, dict):
+            self.gmsa = GMSAConfig.from_dict(self.gmsa)
+        if not isinstance(self.gmsa, GMSAConfig):
+            raise TypeError(f"gmsa must be a GMSAConfig or a dict of its fields, got {type(self.gmsa).__name__}")
+        if self.resume is True:
+            self.resume = "latest"
+        elif self.resume is False:
+            self.resume = None
         if isinstance(self.rates, str):
-            self.rates = parse_rates(self.rates)
+            self.rates = parse_positive_ints(self.rates, "rates")
         if not self.rates or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.rates):
             raise ValueError(f"rates must be positive ints, got {self.rates!r}")
         for name in ("max_steps", "batch_size", "max_length", "gradient_accumulation_steps", "logging_steps"):
@@ -130,23 +135,31 @@ class TrainConfig:
             self.learning_rate = 1e-4 if self.stage == "ae" else 1e-5
 
     @classmethod
+    def from_options(cls, options: dict[str, Any]) -> TrainConfig:
+        """A config from flat options, as the command line and YAML give them: `GMSAConfig` fields go to ``gmsa``
+        (a nested ``gmsa`` mapping is read too); an unknown name is a ValueError."""
+        options = {k.replace("-", "_"): v for k, v in options.items()}
+        own = {f.name for f in dataclasses.fields(cls)}
+        compressor = {f.name for f in dataclasses.fields(GMSAConfig)}
+        unknown = sorted(set(options) - own - compressor)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        gmsa = dict(options.pop("gmsa", None) or {})
+        gmsa.update({k: options.pop(k) for k in list(options) if k in compressor and k not in own})
+        return cls(**options, gmsa=GMSAConfig.from_dict(gmsa))
+
+    @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> TrainConfig:
+        """A config from a YAML mapping with the same names as the flags; ``overrides`` (not None) win."""
         import yaml
 
         data = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of training options")
-        data = {k.replace("-", "_"): v for k, v in data.items()}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown training options {unknown}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
-
-
-def parse_rates(text: str) -> list[int]:
-    return parse_positive_ints(text, "rates")
+        try:
+            return cls.from_options({**data, **{k: v for k, v in overrides.items() if v is not None}})
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
 class _IndexedRows(Dataset):
@@ -215,7 +228,7 @@ class GMSATrainer(Trainer):
                 for name, tensor in _lora_state(lora).items():
                     tensor.copy_(state[name])
             return
-        meta = read_json(Path(resume_from_checkpoint) / "gmsa_config.json")
+        meta = read_config(resume_from_checkpoint)
         tensors = load_tensors(Path(resume_from_checkpoint) / WEIGHTS_NAME, meta.get("weights_sha256"))
         self.engine.model.load_gmsa_state_dict(tensors)
 
@@ -307,22 +320,13 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
     if config.init:
         engine = GMSAEngine.from_pretrained(config.init, dtype=dtype)
     elif config.stage == "baseline":  # no compressor: one untouched encoder layer, no LoRA, no LSA
-        gmsa = GMSAConfig(encoder_layers=1, lsa_layers=0, lora_r=0, max_window_tokens=config.max_window_tokens)
+        gmsa = GMSAConfig(encoder_layers=1, lsa_layers=0, lora_r=0, max_window_tokens=config.gmsa.max_window_tokens)
         engine = GMSAEngine.from_backbone(config.backbone, config=gmsa, dtype=dtype)
     else:
-        memory = config.memory_tokens or (-(-config.max_window_tokens // min(config.rates)))
-        gmsa = GMSAConfig(
-            encoder_layers=config.encoder_layers,
-            lsa_layers=0 if config.paradigm == "memory-tokens" else config.lsa_layers,
-            lora_r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            default_rate=min(config.rates),
-            max_window_tokens=config.max_window_tokens,
-            ae_instruction=config.instruction,
-            paradigm=config.paradigm,
-            memory_tokens=memory if config.paradigm == "memory-tokens" else 0,
-        )
+        gmsa = dataclasses.replace(config.gmsa, default_rate=min(config.rates))
+        if gmsa.paradigm == "memory-tokens":
+            memory = gmsa.memory_tokens or -(-gmsa.max_window_tokens // min(config.rates))
+            gmsa = dataclasses.replace(gmsa, lsa_layers=0, memory_tokens=memory)
         engine = GMSAEngine.from_backbone(config.backbone, config=gmsa, dtype=dtype)
         if Path(config.backbone).is_dir():
             engine.backbone_ref = str(Path(config.backbone).resolve())
@@ -410,9 +414,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
     collator = GMSACollator(
         engine.tokenizer,
         rates=config.rates,
-        window_tokens=engine.window_tokens,
         max_length=config.max_length,
-        instruction=config.instruction,
+        instruction=engine.config.ae_instruction,
         qa_template=config.qa_template,
         answer_template=config.answer_template,
         passage_separator=config.passage_separator,
@@ -445,7 +448,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         ddp_find_unused_parameters=False,
     )
     trainer = GMSATrainer(
-        model=GMSAObjective(engine.model, train_compressor=config.stage == "ae"),
+        model=GMSAObjective(engine.model, train_compressor=config.stage == "ae", window_tokens=engine.window_tokens),
         args=args,
         train_dataset=_IndexedRows(rows),
         data_collator=collator,
@@ -453,8 +456,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         engine=engine,
     )
     resume = config.resume
-    if resume is True:
-        resume = _latest_checkpoint(output_dir)
+    if resume == "latest":
+        resume = get_last_checkpoint(str(output_dir))
     trainer.train(resume_from_checkpoint=resume or None)
     engine.model.eval()
     if trainer.is_world_process_zero():
@@ -464,8 +467,3 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         _fold_lora(engine, lora)
     engine.refresh_fingerprint()
     return engine
-
-
-def _latest_checkpoint(output_dir: Path) -> str | None:
-    found = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None

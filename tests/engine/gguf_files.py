@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gmsa_integrations.engine.backbones import random_backbone
 from gmsa_integrations.engine.loading import default_backbone_path
+from gmsa_integrations.testing import random_backbone
 
 TOKENIZER_FIELDS = (
     "tokenizer.ggml.model",

@@ -82,7 +82,7 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     import os
     import stat
 
-    from gmsa_integrations.engine.checkpoint import atomic_write_bytes
+    from gmsa_integrations.io import atomic_write_bytes
 
     target = tmp_path / "f.json"
     atomic_write_bytes(target, b"{}")

@@ -9,7 +9,7 @@ import torch
 
 from gmsa_integrations.engine.engine import DEFAULT_MODEL_DIR, default_tuned_baseline
 from gmsa_integrations.engine.loading import DEFAULT_BACKBONE_PACKAGE, default_backbone_path, file_sha256
-from gmsa_integrations.prompts import ANSWER_TEMPLATE, QA_TEMPLATE
+from gmsa_integrations.engine.prompts import ANSWER_TEMPLATE, QA_TEMPLATE
 
 PASSAGES = [
     "According to local records, Zeri Simul was born on 4 March 1969. Zeri Simul works for Toltantan Tools. "

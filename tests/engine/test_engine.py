@@ -221,7 +221,7 @@ def test_batch_size_must_be_a_positive_int(llama_engine):
 
 
 def test_kv_cache_reserves_only_the_new_tokens_beyond_the_prompt():
-    from gmsa_integrations.engine.generation import _ReservedLayer
+    from gmsa_integrations.engine.decoding import _ReservedLayer
 
     layer = _ReservedLayer(reserve=4)
     keys = torch.randn(1, 2, 100, 8)

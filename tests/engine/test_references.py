@@ -45,7 +45,7 @@ def test_reference_falls_back_to_the_store_after_eviction(tmp_path):
     engine = make_engine(store=SoftTokenStore(tmp_path / "store"))
     sp = engine.compress(PASSAGES[:1])[0]
     ref = engine.reference(sp)
-    engine._references.clear()
+    engine.references._entries.clear()
     engine.store.clear_memory()
     resolved = engine.resolve(ref)[0]
     assert torch.equal(resolved.embeddings, sp.embeddings) and resolved.key == sp.key

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations.data.records import AERow, QARow
+from gmsa_integrations.engine import GMSAConfig
 from gmsa_integrations.evaluation.callback import ValidationCallback
 from gmsa_integrations.evaluation.harness import plot_training_log, read_training_log
-from gmsa_integrations.records import AERow, QARow
+from gmsa_integrations.testing import char_tokenizer, random_backbone
 from gmsa_integrations.training import TrainConfig, train
 
 TEXTS = ["Mira Solen was born in Kethport.", "Orvan Tools is based in Dalby."]
@@ -26,13 +27,10 @@ def _config(tmp_path, output):
         max_steps=6,
         batch_size=2,
         learning_rate=1e-3,
-        encoder_layers=1,
-        lora_r=4,
-        lora_alpha=8,
+        gmsa=GMSAConfig(encoder_layers=1, lora_r=4, lora_alpha=8, max_window_tokens=32),
         logging_steps=3,
         save_steps=100,
         show_progress=False,
-        max_window_tokens=32,
         seed=0,
     )
 

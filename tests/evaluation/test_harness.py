@@ -3,9 +3,9 @@ import json
 import pytest
 
 from gmsa_integrations.cli import main
+from gmsa_integrations.data.records import AERow, QARow
 from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, format_table
 from gmsa_integrations.evaluation.harness import _answer_with, drop_tokens, surprisal, truncate_passage
-from gmsa_integrations.records import AERow, QARow
 from tests.conftest import make_engine
 
 PASSAGE = "Ada Lind was born in Varnholm. She works for Kettle Mining as a pilot."

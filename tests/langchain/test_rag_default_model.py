@@ -4,8 +4,8 @@ import pytest
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnablePassthrough
 
-from gmsa_integrations.corpus import read_corpus
-from gmsa_integrations.demo import BUNDLED_CORPUS
+from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.langchain import GMSA_RAG_PROMPT, ChatGMSA, create_gmsa_rag_chain, format_docs
 from gmsa_integrations.langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings

@@ -3,8 +3,8 @@
 import pytest
 from llama_index.core.schema import TextNode
 
-from gmsa_integrations.corpus import read_corpus
-from gmsa_integrations.demo import BUNDLED_CORPUS
+from gmsa_integrations.cli.demo import BUNDLED_CORPUS
+from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.llama_index import GMSA_QA_TEMPLATE, GMSALLM, build_query_engine
 from gmsa_integrations.llama_index.embeddings import faiss_vector_index

@@ -1,7 +1,10 @@
-"""The training batch layout: what each target ends with."""
+"""The training batch layout, and that training compresses exactly as inference does."""
 
-from gmsa_integrations.records import AERow, QARow
-from gmsa_integrations.training.objective import GMSACollator
+import pytest
+import torch
+
+from gmsa_integrations.data.records import AERow, QARow
+from gmsa_integrations.training.objective import GMSACollator, GMSAObjective
 from tests.conftest import make_engine
 
 
@@ -12,10 +15,32 @@ def _last_target_tokens(batch):
 def test_every_target_ends_with_the_engines_eos_the_token_generation_stops_at():
     engine = make_engine()
     rows = [(0, AERow("Mira Solen was born in Kethport.")), (1, QARow("Where?", ["Kethport"], ["Mira was born."]))]
-    default = GMSACollator(engine.tokenizer, rates=[4], window_tokens=64)(rows)
+    default = GMSACollator(engine.tokenizer, rates=[4])(rows)
     assert _last_target_tokens(default) == [engine.tokenizer.eos_token_id] * 2
 
     engine.eos_token_id = 7  # e.g. a checkpoint trained where the tokenizer declared another EOS
-    collator = GMSACollator(engine.tokenizer, rates=[4], window_tokens=64, eos_token_id=engine.eos_token_id)
+    collator = GMSACollator(engine.tokenizer, rates=[4], eos_token_id=engine.eos_token_id)
     assert _last_target_tokens(collator(rows)) == [7, 7]
     assert 7 in engine.stop_token_ids
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+@pytest.mark.parametrize("rate", [3, 8])
+def test_training_sees_the_soft_tokens_that_inference_computes(arch, rate):
+    # a passage longer than the 64-token encoder window, one that is not a multiple of the rate, a short one
+    texts = [
+        "Mira Solen was born in Kethport on 4 March 1969 and studied optics at the Dalby institute. " * 2,
+        "Orvan Tools is based in Dalby.",
+        "Hi",
+    ]
+    engine = make_engine(arch)
+    collator = GMSACollator(engine.tokenizer, rates=[rate], max_length=1000)
+    batch = collator([(i, AERow(t)) for i, t in enumerate(texts)])
+    objective = GMSAObjective(engine.model, train_compressor=True, window_tokens=engine.window_tokens)
+    with torch.no_grad():
+        trained = objective.passage_soft_tokens(batch["passage_ids"], batch["passage_lengths"], batch["passage_rates"])
+    inferred = engine.compress(texts, rate=rate)
+    assert len(engine.tokenizer(texts[0], add_special_tokens=False)["input_ids"]) > engine.window_tokens
+    for train_tokens, soft_prompt in zip(trained, inferred, strict=True):
+        assert train_tokens.shape == soft_prompt.embeddings.shape
+        torch.testing.assert_close(train_tokens, soft_prompt.embeddings, atol=1e-5, rtol=1e-4)

@@ -1,7 +1,7 @@
 import json
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
-from gmsa_integrations.synth import generate
+from gmsa_integrations.data.synth import generate
 from gmsa_integrations.training.pretrain import PretrainConfig, pretrain_backbone, train_tokenizer
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gmsa_integrations import GMSAEngine
+from gmsa_integrations import GMSAConfig, GMSAEngine
 from gmsa_integrations.cli import main as cli_main
-from gmsa_integrations.engine.backbones import char_tokenizer, random_backbone
+from gmsa_integrations.testing import char_tokenizer, random_backbone
 from gmsa_integrations.training import DataError, TrainConfig, read_rows, train
 
 FACTS = [
@@ -24,7 +25,8 @@ QA = [
     {"question": "Where is Orvan Tools?", "answers": ["Dalby"], "context": FACTS[1]},
     {"question": "Who founded Orvan Tools?", "answers": ["Tamsin Reil"], "passages": [FACTS[3]]},
 ]
-SMALL = dict(encoder_layers=2, lora_r=8, lora_alpha=16, logging_steps=5, show_progress=False, max_window_tokens=64)
+SMALL_GMSA = GMSAConfig(encoder_layers=2, lora_r=8, lora_alpha=16, max_window_tokens=64)
+SMALL = dict(logging_steps=5, show_progress=False, gmsa=SMALL_GMSA)
 
 
 def _write_jsonl(path, rows):
@@ -187,8 +189,7 @@ def test_memory_tokens_baseline_trains_and_loads(workdir):
         output_dir=str(workdir / "icae"),
         max_steps=5,
         batch_size=4,
-        paradigm="memory-tokens",
-        **SMALL,
+        **{**SMALL, "gmsa": dataclasses.replace(SMALL_GMSA, paradigm="memory-tokens")},
     )
     train(config)
     engine = GMSAEngine.from_pretrained(workdir / "icae")
@@ -236,7 +237,7 @@ def test_two_process_torchrun_on_cpu(workdir, tmp_path):
         "4",
         "--logging-steps",
         "2",
-        "--no-progress",
+        "--no-show-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -257,7 +258,7 @@ def test_two_process_torchrun_on_cpu(workdir, tmp_path):
         "2",
         "--dataloader-workers",
         "1",
-        "--no-progress",
+        "--no-show-progress",
     ]
     result = subprocess.run(keft, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -389,7 +390,7 @@ def test_one_autoencoder_step_on_qwen3(tmp_path):
         max_steps=1,
         batch_size=2,
         save_steps=100,
-        **{**SMALL, "encoder_layers": 1, "logging_steps": 1},
+        **{**SMALL, "gmsa": dataclasses.replace(SMALL_GMSA, encoder_layers=1), "logging_steps": 1},
     )
     train(config)
     engine = GMSAEngine.from_pretrained(tmp_path / "out")

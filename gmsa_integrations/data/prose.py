@@ -13,7 +13,6 @@ with no download wherever Python runs.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import hashlib
 import importlib.util
@@ -23,6 +22,8 @@ import re
 import sysconfig
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from ..io import atomic_write_bytes
 
 SKIPPED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "__pycache__"}
 _CODE_LINE = re.compile(r"^\s*(>>>|\.\.\.|[$%#]|[-=~*^]{3,}|[|+])|[{};]\s*$|\w+\(.*\)\s*$")
@@ -141,26 +142,7 @@ def generate(
     counts = {}
     for split, rows in splits.items():
         random.Random(f"{seed}:{split}").shuffle(rows)
-        with (out / f"prose_{split}.jsonl").open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        atomic_write_bytes(out / f"prose_{split}.jsonl", lines.encode())
         counts[f"prose_{split}"] = len(rows)
     return counts
-
-
-def add_prose_parser(actions: argparse._SubParsersAction) -> None:
-    prose = actions.add_parser("prose", help="write English prose passages from the Python docs (offline)")
-    prose.add_argument("--out", required=True)
-    prose.add_argument("--min-chars", type=int, default=150)
-    prose.add_argument("--max-chars", type=int, default=450)
-    prose.add_argument("--seed", type=int, default=0)
-    prose.add_argument(
-        "--packages",
-        type=lambda text: [name for name in text.split(",") if name],
-        default=[],
-        help="also the docstrings of these installed packages, comma-separated (e.g. numpy,scipy)",
-    )
-    prose.set_defaults(
-        func=lambda a: (
-            print(generate(a.out, min_chars=a.min_chars, max_chars=a.max_chars, seed=a.seed, packages=a.packages)) or 0
-        )
-    )

@@ -9,7 +9,6 @@ parts never seen in training, so answers can only come from the context. ``gmsa 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import random
@@ -505,7 +504,7 @@ def questions_for(world: World, rng: random.Random, distractors: int = 2) -> lis
 
 
 def _write(path: Path, rows: list[dict]) -> None:
-    from .engine.checkpoint import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
@@ -544,22 +543,3 @@ def generate(
     _write(out / "corpus.jsonl", corpus)
     counts["corpus"] = len(corpus)
     return counts
-
-
-def add_data_parser(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="data sets")
-    actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
-    synth = actions.add_parser("synth", help="write the synthetic world (train/validation/test + corpus)")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--train-worlds", type=int, default=6)
-    synth.add_argument("--scale", type=float, default=1.0, help="entities per world, relative to 120/40/30")
-    synth.add_argument("--distractors", type=int, default=2, help="unrelated passages per training question")
-    synth.set_defaults(
-        func=lambda a: (
-            print(generate(a.out, a.seed, train_worlds=a.train_worlds, scale=a.scale, distractors=a.distractors)) or 0
-        )
-    )
-    from .prose import add_prose_parser
-
-    add_prose_parser(actions)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gmsa_integrations import prose
+from gmsa_integrations.data import prose
 
 SPLITS = ("train", "validation", "test")
 

@@ -1,7 +1,7 @@
 import json
 
-from gmsa_integrations.bench import Shape, bench_compress, bench_latency, flop_bounds, make_passages
 from gmsa_integrations.cli import main as cli_main
+from gmsa_integrations.cli.bench import Shape, bench_compress, bench_latency, flop_bounds, make_passages
 from tests.conftest import make_engine
 
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
-from .cli import int_list
-from .engine import GMSAConfig, GMSAEngine, SoftTokenStore
-from .engine.backbones import SHAPES, char_tokenizer, random_backbone
+from ..engine import GMSAConfig, GMSAEngine, SoftTokenStore
+from ..testing import SHAPES, char_tokenizer, random_backbone
+from .args import int_list
 
 METHODS = ("full_context", "gmsa", "gmsa_cached")
 
@@ -130,7 +130,7 @@ def make_passages(count: int, tokens: int, seed: int = 0) -> list[str]:
 
 def corpus_passages(engine: GMSAEngine, count: int, tokens: int) -> list[str]:
     """``count`` passages of real English text (the bundled corpus), each about ``tokens`` tokens long."""
-    from .corpus import read_corpus
+    from ..data.corpus import read_corpus
     from .demo import BUNDLED_CORPUS
 
     text = " ".join(p.text for p in read_corpus(BUNDLED_CORPUS))
@@ -349,7 +349,7 @@ def _setup(args: argparse.Namespace) -> tuple[Shape, GMSAEngine, int]:
 
 def _write_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
-        from .engine.checkpoint import atomic_write_json
+        from ..io import atomic_write_json
 
         atomic_write_json(path, payload)
 

@@ -1,6 +1,6 @@
 import json
 
-from gmsa_integrations.synth import build_world, generate, templates_per_fact
+from gmsa_integrations.data.synth import build_world, generate, templates_per_fact
 from gmsa_integrations.training import read_rows
 
 

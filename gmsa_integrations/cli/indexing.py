@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from .cli import int_list
-from .corpus import Passage, read_corpus
-from .engine import GMSAEngine, SoftTokenStore
+from ..data.corpus import Passage, read_corpus
+from ..engine import GMSAEngine, SoftTokenStore
+from .args import int_list
 
 
 def build_index(

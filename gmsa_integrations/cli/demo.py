@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .corpus import Passage, read_corpus
-from .engine import GMSAEngine, SoftTokenStore
-from .engine.engine import default_tuned_baseline
-from .jsonl import iter_jsonl
-from .prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..data.corpus import Passage, read_corpus
+from ..data.jsonl import iter_jsonl
+from ..engine import GMSAEngine, SoftTokenStore
+from ..engine.engine import default_tuned_baseline
+from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
 
-DEMO_DATA = Path(__file__).parent / "demo_data"
+DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_data"
 BUNDLED_CORPUS = DEMO_DATA / "corpus.jsonl"
 BUNDLED_QUESTIONS = DEMO_DATA / "questions.jsonl"
 ANSWER_OPTIONS: dict[str, Any] = {"max_tokens": 24, "stop": ["\n"]}
@@ -57,7 +57,7 @@ def _corpus_key(path: Path) -> str:
 
 
 def _langchain_store(passages: list[Passage], folder: Path) -> Any:
-    from .langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
+    from ..langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
 
     embeddings = MiniLMEmbeddings()
     if (folder / "index.faiss").is_file():
@@ -73,7 +73,7 @@ def _langchain_store(passages: list[Passage], folder: Path) -> Any:
 def _llama_index(passages: list[Passage], folder: Path) -> Any:
     from llama_index.core.schema import TextNode
 
-    from .llama_index.embeddings import faiss_vector_index, load_faiss_index
+    from ..llama_index.embeddings import faiss_vector_index, load_faiss_index
 
     if (folder / "docstore.json").is_file():
         return load_faiss_index(folder)
@@ -85,8 +85,8 @@ class Pipelines:
     """The LangChain chain and the LlamaIndex query engine over one corpus, plus the full-text path."""
 
     def __init__(self, engine: GMSAEngine, passages: list[Passage], index_dir: Path, rate: int, top_k: int) -> None:
-        from .langchain import create_gmsa_rag_chain
-        from .llama_index import build_query_engine
+        from ..langchain import create_gmsa_rag_chain
+        from ..llama_index import build_query_engine
 
         self.engine = engine
         self.retriever = _langchain_store(passages, index_dir / "langchain").as_retriever(search_kwargs={"k": top_k})
@@ -170,7 +170,7 @@ def run_demo(
     workdir: str | None = None,
     model: str | None = None,
 ) -> int:
-    from .evaluation.metrics import exact_match
+    from ..evaluation.metrics import exact_match
     from .indexing import build_index
 
     corpus_path = Path(corpus) if corpus else BUNDLED_CORPUS

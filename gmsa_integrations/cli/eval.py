@@ -8,9 +8,7 @@ import platform
 import time
 from typing import Any
 
-from ..cli import int_list
-from ..engine.checkpoint import atomic_write_bytes
-from .harness import (
+from ..evaluation.harness import (
     QA_METHODS,
     Row,
     evaluate_qa,
@@ -19,6 +17,8 @@ from .harness import (
     plot_rows,
     plot_training_log,
 )
+from ..io import atomic_write_bytes
+from .args import int_list
 
 
 def _methods(text: str) -> list[str]:
@@ -71,9 +71,9 @@ def run_curves(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from ..data.records import read_rows
     from ..engine import GMSAEngine
     from ..engine.engine import default_tuned_baseline
-    from ..records import read_rows
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")

@@ -1,6 +1,6 @@
 import pytest
 
-from gmsa_integrations.corpus import read_corpus
+from gmsa_integrations.data.corpus import read_corpus
 
 
 def test_corpus_rows_become_passages_with_metadata(tmp_path):

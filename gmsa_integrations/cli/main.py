@@ -1,23 +1,10 @@
-"""The ``gmsa`` command line (also ``python -m gmsa_integrations``).
-
-Each sub-command lives in the module that owns the work; this file only wires them up.
-"""
+"""``gmsa``: the top-level parser, ``gmsa demo`` and ``gmsa export``; the other sub-commands live beside it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-
-
-def int_list(text: str) -> list[int]:
-    """argparse type for ``--rates 4,8`` and other comma-separated positive ints."""
-    from .engine.budget import parse_positive_ints
-
-    try:
-        return parse_positive_ints(text, "the value")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +60,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .engine import GMSAEngine
+    from ..engine import GMSAEngine
 
     engine = GMSAEngine.from_pretrained(None if args.model == "default" else args.model, dtype=args.dtype)
     if args.what == "decoder":
@@ -93,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(subparsers)
     _add_export(subparsers)
-    from .training.cli import add_train_parser
+    from .train import add_train_parser
 
     add_train_parser(subparsers)
     from .indexing import add_index_parser
@@ -102,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_bench_parser
 
     add_bench_parser(subparsers)
-    from .synth import add_data_parser
+    from .data import add_data_parser
 
     add_data_parser(subparsers)
-    from .evaluation.cli import add_eval_parser
+    from .eval import add_eval_parser
 
     add_eval_parser(subparsers)
     return parser
