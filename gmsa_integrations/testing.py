@@ -1,4 +1,4 @@
-"""Randomly initialised Llama/Qwen2 backbones and a character tokenizer, built offline.
+"""Randomly initialised Llama/Qwen2/Qwen3/Mistral backbones and a character tokenizer, built offline.
 
 Used for tests, for `gmsa bench latency` (weights do not change speed) and for trying the
 training recipe on a tiny model before pointing it at a real one.
@@ -13,6 +13,8 @@ import torch
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -21,7 +23,9 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
-Architecture = Literal["llama", "qwen2", "qwen3"]
+Architecture = Literal["llama", "qwen2", "qwen3", "mistral"]
+ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2", "qwen3", "mistral")
+"""Every architecture the engine and training are tested on."""
 
 # Real shapes for benchmarks: (layers, hidden, heads, kv_heads, intermediate, vocab)
 SHAPES: dict[str, dict[str, int | str]] = {
@@ -61,8 +65,8 @@ def random_backbone(
     dtype: torch.dtype = torch.float32,
 ) -> PreTrainedModel:
     """A randomly initialised causal LM of the given shape (bos=1, eos=2, pad=0)."""
-    if arch not in ("llama", "qwen2", "qwen3"):
-        raise ValueError(f"arch must be 'llama', 'qwen2' or 'qwen3', got {arch!r}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
     common = dict(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -80,6 +84,7 @@ def random_backbone(
         "llama": (LlamaConfig, LlamaForCausalLM),
         "qwen2": (Qwen2Config, Qwen2ForCausalLM),
         "qwen3": (Qwen3Config, Qwen3ForCausalLM),  # q/k norms in attention, explicit head_dim
+        "mistral": (MistralConfig, MistralForCausalLM),  # sliding-window attention
     }[arch]
     if arch == "qwen3":
         common["head_dim"] = hidden // heads

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random Llama and Qwen2 engines, built offline in well under a second."""
+"""Shared fixtures: tiny random Llama, Qwen2, Qwen3 and Mistral engines, built offline in well under a second."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
-from gmsa_integrations.testing import char_tokenizer, random_backbone
+from gmsa_integrations.testing import ARCHITECTURES, char_tokenizer, random_backbone
 
 TINY = GMSAConfig(encoder_layers=2, lsa_layers=1, lora_r=8, lora_alpha=16, max_window_tokens=64)
 
@@ -29,7 +29,7 @@ def make_engine(
     return engine
 
 
-@pytest.fixture(params=["llama", "qwen2", "qwen3"])
+@pytest.fixture(params=ARCHITECTURES)
 def engine(request) -> GMSAEngine:
     return make_engine(request.param)
 
@@ -48,6 +48,18 @@ def load_default_engine() -> GMSAEngine:
 @pytest.fixture(scope="session")
 def default_engine() -> GMSAEngine:
     return load_default_engine()
+
+
+@pytest.fixture(scope="session")
+def tuned_engine() -> GMSAEngine:
+    """The default model's fair baseline: the same backbone and decoder-LoRA budget tuned on the same QA with the
+    passages as text (read with ``decoder="keft"``)."""
+    from gmsa_integrations.engine.engine import default_tuned_baseline
+
+    path = default_tuned_baseline()
+    if path is None:
+        pytest.skip("this installation has no tuned full-context baseline")
+    return GMSAEngine.from_pretrained(path)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 
 from ..engine import GMSAConfig, GMSAEngine, SoftTokenStore
+from ..engine.merging import num_soft_tokens
+from ..extras import require
 from ..testing import SHAPES, char_tokenizer, random_backbone
 from .args import int_list
 
@@ -69,7 +71,7 @@ def flop_bounds(
 ) -> dict[str, float]:
     """Speed-up each method could reach if latency were proportional to FLOPs."""
     full_ctx = passages * passage_tokens + question
-    soft = passages * -(-passage_tokens // rate)
+    soft = passages * num_soft_tokens(passage_tokens, rate)
     full = prefill_flops(shape, shape.layers, full_ctx) + decode_flops(shape, full_ctx, new)
     cached = prefill_flops(shape, shape.layers, soft + question) + decode_flops(shape, soft + question, new)
     encode = passages * prefill_flops(shape, encoder_layers, passage_tokens) + passages * prefill_flops(
@@ -245,7 +247,7 @@ def bench_compress(
     engine: GMSAEngine, passages: Sequence[str], rate: int, batch_sizes: Sequence[int], repeats: int = 3
 ) -> list[dict[str, Any]]:
     rows = []
-    soft_tokens = sum(-(-engine.count_tokens(p) // rate) for p in passages)
+    soft_tokens = sum(num_soft_tokens(engine.count_tokens(p), rate) for p in passages)
     for batch_size in batch_sizes:
         engine.compress(passages[:batch_size], rate=rate, batch_size=batch_size)  # warm-up
         times = []
@@ -395,8 +397,7 @@ def _run_latency(args: argparse.Namespace) -> int:
 
 def plot_speedups(rows: list[dict[str, Any]], path: str) -> None:
     try:
-        import matplotlib
-
+        matplotlib = require("matplotlib", "eval")
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - matplotlib is in the eval/dev extras

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .merging import num_soft_tokens
+
 
 def allocate_rates(lengths: Sequence[int], scores: Sequence[float], rate: int, target_tokens: int | None) -> list[int]:
     """Rates per passage: ``rate`` for all; while the soft tokens exceed ``target_tokens``, rounds go
@@ -16,13 +18,13 @@ def allocate_rates(lengths: Sequence[int], scores: Sequence[float], rate: int, t
         return rates
 
     def total() -> int:
-        return sum(-(-n // r) for n, r in zip(lengths, rates, strict=True))
+        return sum(num_soft_tokens(n, r) for n, r in zip(lengths, rates, strict=True))
 
     order = sorted(range(len(lengths)), key=lambda i: (scores[i], -i))
     while total() > target_tokens:
         progressed = False
         for i in order:
-            if -(-lengths[i] // rates[i]) > 1:
+            if num_soft_tokens(lengths[i], rates[i]) > 1:
                 rates[i] *= 2
                 progressed = True
                 if total() <= target_tokens:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..data.records import AERow, QARow
 from ..engine import GMSAEngine
 from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..extras import require
 from . import metrics
 
 QA_METHODS = ("gmsa", "full_context", "full_context_tuned", "truncate", "token_drop", "no_context")
@@ -195,8 +196,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def plot_rows(rows: Sequence[Row], metric: str, path: str, title: str) -> None:
     """Quality against compression rate, one line per method (methods without a rate as flat lines)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -245,8 +245,7 @@ def read_training_log(path: str) -> dict[str, list[tuple[int, float]]]:
 
 def plot_training_log(path: str, png: str, title: str = "training") -> dict[str, list[tuple[int, float]]]:
     """Training loss (left) and held-out validation metrics (right) against the step; returns the series."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

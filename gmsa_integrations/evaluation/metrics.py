@@ -7,11 +7,12 @@ import re
 import string
 from collections.abc import Sequence
 
+from ..extras import require
+
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU on a 0-1 scale (sacrebleu's default 13a tokenisation)."""
-    import sacrebleu
-
+    sacrebleu = require("sacrebleu", "eval")
     if len(hypotheses) != len(references):
         raise ValueError(f"got {len(hypotheses)} hypotheses but {len(references)} references")
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score / 100.0

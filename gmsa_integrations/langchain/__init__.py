@@ -1,4 +1,12 @@
-"""LangChain integration: `GMSACompressor` (documents -> soft tokens) and `ChatGMSA` (reads them)."""
+"""LangChain integration: `GMSACompressor` (documents -> soft tokens) and `ChatGMSA` (reads them).
+
+Needs ``pip install 'gmsa-integrations[langchain]'``.
+"""
+
+from ..extras import require
+
+require("langchain_core", "langchain")
+require("faiss", "langchain")
 
 from .chains import GMSA_RAG_PROMPT, create_gmsa_rag_chain, format_docs
 from .chat_models import ChatGMSA

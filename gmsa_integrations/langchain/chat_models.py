@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -71,6 +71,14 @@ class ChatGMSA(BaseChatModel):
     stop: list[str] | None = None
     """Stop sequences; generation ends before the first one."""
     seed: int | None = None
+    decoder: Literal["auto", "keft", "original"] = "auto"
+    """``auto``: the KEFT-tuned decoder when the prompt holds soft tokens, the backbone as shipped otherwise;
+    ``keft`` also for plain text (e.g. a full-context tuned baseline), ``original`` always the backbone."""
+    chat_template: Literal["auto", "always", "never"] = "auto"
+    """Whether the messages are wrapped in the tokenizer's chat template. ``auto``: only when the backbone as
+    shipped reads them (plain text, ``decoder`` auto or original), since that is the format its authors
+    trained it on; a prompt read by the KEFT-tuned decoder is sent as the raw text that GMSA training used
+    (``[soft tokens]\nQuestion: ...\nAnswer:``), which a chat template would change."""
     model_name: str = "gmsa"
     """Name reported in response metadata."""
 
@@ -94,15 +102,19 @@ class ChatGMSA(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
-    def _prompt(self, messages: list[BaseMessage]) -> str:
+    def _prompt(self, messages: list[BaseMessage], decoder: str) -> str:
         if not messages:
             raise ValueError("ChatGMSA needs at least one message")
         engine = self.engine
+        texts = [_text(m) for m in messages]
+        if decoder == "auto":
+            reads_soft_tokens = any(not isinstance(s, str) for text in texts for s in engine.resolve(text))
+            decoder = "keft" if reads_soft_tokens else "original"
         template = getattr(engine.tokenizer, "chat_template", None)
-        if template:
-            turns = [{"role": _role(m), "content": _text(m)} for m in messages]
+        if template and (self.chat_template == "always" or (self.chat_template == "auto" and decoder == "original")):
+            turns = [{"role": _role(m), "content": text} for m, text in zip(messages, texts, strict=True)]
             return engine.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return "\n".join(_text(m) for m in messages)
+        return "\n".join(texts)
 
     def _kwargs(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -112,6 +124,7 @@ class ChatGMSA(BaseChatModel):
             "repetition_penalty": kwargs.get("repetition_penalty", self.repetition_penalty),
             "stop": stop if stop is not None else self.stop,
             "seed": kwargs.get("seed", self.seed),
+            "decoder": kwargs.get("decoder", self.decoder),
         }
 
     def _generate(
@@ -121,7 +134,8 @@ class ChatGMSA(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        completion = self.engine.complete(self._prompt(messages), **self._kwargs(stop, kwargs))
+        options = self._kwargs(stop, kwargs)
+        completion = self.engine.complete(self._prompt(messages, options["decoder"]), **options)
         message = AIMessage(
             content=completion.text,
             usage_metadata=_usage(completion),
@@ -136,7 +150,8 @@ class ChatGMSA(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for piece in self.engine.stream_completion(self._prompt(messages), **self._kwargs(stop, kwargs)):
+        options = self._kwargs(stop, kwargs)
+        for piece in self.engine.stream_completion(self._prompt(messages, options["decoder"]), **options):
             final = piece.finish_reason is not None
             message = AIMessageChunk(
                 content=piece.text,

@@ -1,4 +1,11 @@
-"""LlamaIndex integration: `GMSANodePostprocessor` (nodes -> soft tokens) and `GMSALLM` (reads them)."""
+"""LlamaIndex integration: `GMSANodePostprocessor` (nodes -> soft tokens) and `GMSALLM` (reads them).
+
+Needs ``pip install 'gmsa-integrations[llama-index]'``.
+"""
+
+from ..extras import require
+
+require("llama_index.core", "llama-index")
 
 from .embeddings import MiniLMEmbedding, faiss_vector_index, load_faiss_index
 from .llms import GMSALLM

@@ -4,7 +4,7 @@ embeddings in the decoder's input."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
@@ -33,6 +33,11 @@ class GMSALLM(CustomLLM):
     temperature: float = Field(default=0.0, description="Sampling temperature; 0 is greedy.")
     repetition_penalty: float = Field(default=1.0, description="Penalty on tokens already generated.")
     stop: list[str] | None = Field(default=None, description="Stop sequences; the answer ends before the first.")
+    decoder: Literal["auto", "keft", "original"] = Field(
+        default="auto",
+        description="auto: the KEFT-tuned decoder when the prompt holds soft tokens, the backbone as shipped "
+        "otherwise; keft also for plain text (e.g. a full-context tuned baseline); original: always the backbone.",
+    )
     model_name: str = Field(default="gmsa", description="Name reported in metadata.")
     _last_usage: Completion | None = PrivateAttr(default=None)
 
@@ -67,6 +72,7 @@ class GMSALLM(CustomLLM):
             "temperature": kwargs.get("temperature", self.temperature),
             "repetition_penalty": kwargs.get("repetition_penalty", self.repetition_penalty),
             "stop": kwargs.get("stop", self.stop),
+            "decoder": kwargs.get("decoder", self.decoder),
         }
 
     @llm_completion_callback()

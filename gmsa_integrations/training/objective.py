@@ -49,15 +49,14 @@ class GMSACollator:
     context_as_text: bool = False
     """QA rows read their passages as text before the question (the full-context baseline), not as soft tokens."""
     eos_token_id: int | None = None
-    """The token every target ends with: the engine's `GMSAEngine.eos_token_id` (default: the tokenizer's)."""
+    """The token every target ends with: the engine's `GMSAEngine.eos_token_id`, the one EOS rule (generation
+    stops there and checkpoints record it); required."""
 
     def __post_init__(self) -> None:
         if not self.rates or any(not isinstance(r, int) or r < 1 for r in self.rates):
             raise ValueError(f"rates must be positive ints, got {list(self.rates)!r}")
         if self.eos_token_id is None:
-            self.eos_token_id = self.tokenizer.eos_token_id
-        if self.eos_token_id is None:
-            raise ValueError("no eos_token_id (neither given nor the tokenizer's); GMSA targets end with EOS")
+            raise ValueError("eos_token_id is required (the engine's eos_token_id): GMSA targets end with EOS")
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._instruction_ids = self._ids(self.instruction)
 

@@ -32,6 +32,7 @@ from ..data.records import read_rows
 from ..engine import GMSAConfig, GMSAEngine
 from ..engine.checkpoint import WEIGHTS_NAME, load_tensors, read_config, save_tensors
 from ..engine.checks import parse_positive_ints
+from ..engine.merging import num_soft_tokens
 from ..engine.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
 from ..io import atomic_write_bytes
 from .objective import GMSACollator, GMSAObjective
@@ -325,7 +326,7 @@ def _build_engine(config: TrainConfig) -> GMSAEngine:
     else:
         gmsa = dataclasses.replace(config.gmsa, default_rate=min(config.rates))
         if gmsa.paradigm == "memory-tokens":
-            memory = gmsa.memory_tokens or -(-gmsa.max_window_tokens // min(config.rates))
+            memory = gmsa.memory_tokens or num_soft_tokens(gmsa.max_window_tokens, min(config.rates))
             gmsa = dataclasses.replace(gmsa, lsa_layers=0, memory_tokens=memory)
         engine = GMSAEngine.from_backbone(config.backbone, config=gmsa, dtype=dtype)
         if Path(config.backbone).is_dir():

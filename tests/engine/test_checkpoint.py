@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from gmsa_integrations import CheckpointError, GMSAEngine
+from gmsa_integrations.testing import ARCHITECTURES
 from tests.conftest import make_engine
 
 TEXTS = ["Mira Solen was born in Kethport.", "Orvan Tools is headquartered in Dalby."]
@@ -15,7 +16,7 @@ def _override_q(engine):
     engine.model.set_decoder_overrides({name: engine.model.backbone.get_parameter(name) * 0.5})
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_save_load_round_trip_gives_identical_soft_tokens_and_text(tmp_path, arch):
     engine = make_engine(arch)
     _override_q(engine)

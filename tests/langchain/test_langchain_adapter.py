@@ -2,6 +2,7 @@ import asyncio
 import time
 
 import pytest
+import torch
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
@@ -58,9 +59,12 @@ def test_compressed_documents_reach_the_decoder_as_soft_tokens(engine):
     for d in docs:
         text = text.replace(d.page_content, "")
     assert message.usage_metadata["input_tokens"] == soft + engine.count_tokens(text)
-    sps = [engine.resolve(d.page_content)[0] for d in docs]
-    expected = engine.generate("\nQuestion: Where is Orvan Tools?\nAnswer:", soft_prompts=None, max_new_tokens=6)
-    assert isinstance(expected, str) and len(sps) == 2
+    # the decoder's input starts with the first passage's soft tokens, in place of its reference
+    embeds = engine.prompt_embeds(prompt[0].content)
+    first = engine.resolve(docs[0].page_content)[0]
+    torch.testing.assert_close(embeds[: first.num_tokens], first.embeddings)
+    assert embeds.shape[0] == message.usage_metadata["input_tokens"]
+    assert message.content == engine.generate(prompt[0].content, max_new_tokens=6)
 
 
 def test_empty_list_empty_document_and_huge_document(engine):
@@ -172,3 +176,19 @@ def test_compressor_budget_uses_relevance_scores(engine):
     docs = [Document("a" * 40, metadata={"relevance_score": s}) for s in (0.1, 0.9, 0.5)]
     out = GMSACompressor(engine=engine, rate=4, target_tokens=25).compress_documents(docs, "q")
     assert [d.metadata["gmsa_rate"] for d in out] == [8, 4, 4]
+
+
+def test_chat_template_wraps_plain_text_for_the_backbone_but_not_soft_token_prompts(engine):
+    engine.tokenizer.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    try:
+        llm = ChatGMSA(engine=engine, max_tokens=5)
+        plain = "Where is Orvan Tools?"
+        assert llm.invoke(plain).content == engine.generate(f"<user>{plain}<assistant>", max_new_tokens=5)
+        # soft tokens go to the KEFT decoder in the raw layout GMSA was trained on
+        docs = GMSACompressor(engine=engine).compress_documents(DOCS, "q")
+        prompt = docs[0].page_content + "\nQuestion: Where is Orvan Tools?\nAnswer:"
+        assert llm.invoke(prompt).content == engine.generate(prompt, max_new_tokens=5)
+        always = ChatGMSA(engine=engine, max_tokens=5, chat_template="always")
+        assert always.invoke(prompt).content == engine.generate(f"<user>{prompt}<assistant>", max_new_tokens=5)
+    finally:
+        engine.tokenizer.chat_template = None

@@ -1,4 +1,5 @@
-"""End to end on the embedded default model: the compressed chain answers as well as the full-text one."""
+"""End to end on the embedded default model, through LangChain: the fair baseline reads the retrieved passages,
+and the compressed chain is compared with it."""
 
 import pytest
 from langchain_core.output_parsers import StrOutputParser
@@ -20,28 +21,45 @@ def retriever():
     return store.as_retriever(search_kwargs={"k": 3})
 
 
+def _full_text_chain(retriever, engine, context=None):
+    llm = ChatGMSA(engine=engine, max_tokens=24, stop=["\n"], decoder="keft")
+    context = context if context is not None else retriever | format_docs
+    return {"context": context, "question": RunnablePassthrough()} | GMSA_RAG_PROMPT | llm | StrOutputParser()
+
+
+def _score(metric, answers, rows):
+    return sum(metric(a, r["answers"]) for a, r in zip(answers, rows)) / len(rows)
+
+
+@pytest.fixture(scope="module")
+def tuned_answers(tuned_engine, retriever, held_out_questions):
+    """The fair baseline (the backbone tuned on the same QA, reading the passages as text) through LangChain."""
+    return _full_text_chain(retriever, tuned_engine).batch([r["question"] for r in held_out_questions[:QUESTIONS]])
+
+
+def test_the_fair_baseline_reads_the_retrieved_passages_through_the_chain(
+    tuned_engine, retriever, held_out_questions, tuned_answers
+):
+    # retrieval -> prompt -> ChatGMSA carries the passages to the decoder: without them the same model is lost
+    rows = held_out_questions[:QUESTIONS]
+    no_context = _full_text_chain(retriever, tuned_engine, context=lambda _: "").batch([r["question"] for r in rows])
+    assert _score(f1, tuned_answers, rows) >= 0.3
+    assert _score(f1, tuned_answers, rows) >= _score(f1, no_context, rows) + 0.2
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: v0.3 soft tokens do not carry exact facts (GMSA F1 0.03 against 0.11 for the un-tuned "
-    "full text on these 30 questions; model card)",
+    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 30 questions GMSA F1 0.14 against "
+    "0.47 for the fair tuned baseline reading the text; model card)",
 )
-def test_compressed_chain_answers_as_well_as_full_text(default_engine, retriever, held_out_questions):
+def test_compressed_chain_answers_as_well_as_the_fair_baseline(
+    default_engine, retriever, held_out_questions, tuned_answers
+):
     rows = held_out_questions[:QUESTIONS]
-    questions = [r["question"] for r in rows]
     compressed = create_gmsa_rag_chain(retriever, default_engine, rate=4, max_tokens=24, stop=["\n"])
-    llm = ChatGMSA(engine=default_engine, max_tokens=24, stop=["\n"])
-    full_text = (
-        {"context": retriever | format_docs, "question": RunnablePassthrough()}
-        | GMSA_RAG_PROMPT
-        | llm
-        | StrOutputParser()
-    )
-    gmsa_answers = compressed.batch(questions)
-    full_answers = full_text.batch(questions)
+    gmsa_answers = compressed.batch([r["question"] for r in rows])
     for metric in (exact_match, f1):
-        gmsa = sum(metric(a, r["answers"]) for a, r in zip(gmsa_answers, rows)) / len(rows)
-        full = sum(metric(a, r["answers"]) for a, r in zip(full_answers, rows)) / len(rows)
-        assert gmsa >= full - 0.05, (metric.__name__, gmsa, full)
+        assert _score(metric, gmsa_answers, rows) >= _score(metric, tuned_answers, rows) - 0.05, metric.__name__
 
 
 def test_sources_carry_token_counts_and_original_text(default_engine, retriever, held_out_questions):

@@ -104,5 +104,22 @@ def test_response_modes_resolve_every_reference(engine, index, mode):
         text_qa_template=GMSA_QA_TEMPLATE,
         response_mode=mode,
     )
-    response = qe.query("Where was Mira born?")
-    assert isinstance(str(response), str) and len(response.source_nodes) == 2
+    calls = []
+    complete = engine.complete
+
+    def spy(prompt, *args, **kwargs):
+        calls.append((prompt, complete(prompt, *args, **kwargs)))
+        return calls[-1][1]
+
+    engine.complete = spy
+    try:
+        response = qe.query("Where was Mira born?")
+    finally:
+        del engine.complete
+    assert len(response.source_nodes) == 2 and calls
+    for node in response.source_nodes:  # every node reached the decoder, as its soft tokens
+        assert any(node.node.get_content() in prompt for prompt, _ in calls)
+    for prompt, completion in calls:
+        soft = [s for s in engine.resolve(prompt) if not isinstance(s, str)]
+        assert completion.soft_tokens == sum(sp.num_tokens for sp in soft)
+    assert str(response) == calls[-1][1].text.strip() or mode in ("accumulate", "tree_summarize")

@@ -15,8 +15,10 @@ def _last_target_tokens(batch):
 def test_every_target_ends_with_the_engines_eos_the_token_generation_stops_at():
     engine = make_engine()
     rows = [(0, AERow("Mira Solen was born in Kethport.")), (1, QARow("Where?", ["Kethport"], ["Mira was born."]))]
-    default = GMSACollator(engine.tokenizer, rates=[4])(rows)
+    default = GMSACollator(engine.tokenizer, rates=[4], eos_token_id=engine.eos_token_id)(rows)
     assert _last_target_tokens(default) == [engine.tokenizer.eos_token_id] * 2
+    with pytest.raises(ValueError, match="eos_token_id"):
+        GMSACollator(engine.tokenizer, rates=[4])
 
     engine.eos_token_id = 7  # e.g. a checkpoint trained where the tokenizer declared another EOS
     collator = GMSACollator(engine.tokenizer, rates=[4], eos_token_id=engine.eos_token_id)
@@ -34,7 +36,7 @@ def test_training_sees_the_soft_tokens_that_inference_computes(arch, rate):
         "Hi",
     ]
     engine = make_engine(arch)
-    collator = GMSACollator(engine.tokenizer, rates=[rate], max_length=1000)
+    collator = GMSACollator(engine.tokenizer, rates=[rate], max_length=1000, eos_token_id=engine.eos_token_id)
     batch = collator([(i, AERow(t)) for i, t in enumerate(texts)])
     objective = GMSAObjective(engine.model, train_compressor=True, window_tokens=engine.window_tokens)
     with torch.no_grad():

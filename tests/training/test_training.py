@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
 from gmsa_integrations.cli import main as cli_main
-from gmsa_integrations.testing import char_tokenizer, random_backbone
+from gmsa_integrations.testing import ARCHITECTURES, char_tokenizer, random_backbone
 from gmsa_integrations.training import DataError, TrainConfig, read_rows, train
 
 FACTS = [
@@ -377,22 +377,36 @@ def test_baseline_stage_tunes_the_decoder_on_full_text_only(workdir, tmp_path):
     assert engine.generate(prompt, decoder="keft", max_new_tokens=8) != engine.generate(prompt, max_new_tokens=8)
 
 
-def test_one_autoencoder_step_on_qwen3(tmp_path):
-    backbone = random_backbone("qwen3", layers=2, hidden=32, heads=2)
-    backbone.save_pretrained(tmp_path / "qwen3")
-    char_tokenizer().save_pretrained(tmp_path / "qwen3")
-    data = _write_jsonl(tmp_path / "ae.jsonl", [{"text": t} for t in FACTS])
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(tmp_path / "qwen3"),
-        data=data,
-        output_dir=str(tmp_path / "out"),
-        max_steps=1,
-        batch_size=2,
-        save_steps=100,
-        **{**SMALL, "gmsa": dataclasses.replace(SMALL_GMSA, encoder_layers=1), "logging_steps": 1},
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_one_autoencoder_step_then_one_keft_step(tmp_path, arch):
+    backbone = random_backbone(arch, layers=2, hidden=32, heads=2)
+    backbone.save_pretrained(tmp_path / arch)
+    char_tokenizer().save_pretrained(tmp_path / arch)
+    ae_data = _write_jsonl(tmp_path / "ae.jsonl", [{"text": t} for t in FACTS])
+    qa_data = _write_jsonl(tmp_path / "qa.jsonl", QA)
+    common = dict(max_steps=1, batch_size=2, save_steps=100, **{**SMALL, "logging_steps": 1})
+    small = dataclasses.replace(SMALL_GMSA, encoder_layers=1)
+    train(
+        TrainConfig(
+            stage="ae",
+            backbone=str(tmp_path / arch),
+            data=ae_data,
+            output_dir=str(tmp_path / "ae"),
+            **{**common, "gmsa": small},
+        )
     )
-    train(config)
-    engine = GMSAEngine.from_pretrained(tmp_path / "out")
-    assert engine.model.backbone.config.model_type == "qwen3"
+    train(
+        TrainConfig(
+            stage="keft",
+            init=str(tmp_path / "ae"),
+            data=qa_data,
+            output_dir=str(tmp_path / "keft"),
+            keft_mode="lora",
+            keft_lora_r=4,
+            **common,
+        )
+    )
+    engine = GMSAEngine.from_pretrained(tmp_path / "keft")
+    assert engine.model.backbone.config.model_type == arch
+    assert engine.model.has_decoder_overrides
     assert engine.compress([FACTS[0]], rate=4)[0].num_tokens == -(-len(FACTS[0]) // 4)
