@@ -5,8 +5,10 @@ since weights do not change speed, the decoder is randomly initialised at the re
 Every method runs in one process on the same engine: ``full_context`` (the passages as text to the
 original decoder), ``gmsa`` (compress, then generate from soft tokens) and ``gmsa_cached`` (soft
 tokens already in a `SoftTokenStore`, as after ``gmsa index build``). Each passage is encoded as
-its own sequence, as at indexing time. Beside each measured speed-up the FLOP-ratio bound is
-printed, so a reader can tell overheads from the method's limit.
+its own sequence, as at indexing time. Beside each measured speed-up two bounds are printed, so a
+reader can tell overheads from the method's limit: the FLOP ratio, and the roofline bound from this
+machine's own measured GEMM rate and stream bandwidth (`measure_machine`), where every forward pass
+costs the larger of its FLOPs and the bytes it reads (decoding is bound by the weights it streams).
 """
 
 from __future__ import annotations
@@ -78,6 +80,81 @@ def flop_bounds(
         shape, 1, soft // passages
     )
     return {"gmsa": full / (cached + encode), "gmsa_cached": full / cached, "full_context": 1.0}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the machine the benchmark runs on can do, measured by the benchmark itself."""
+
+    gemm_flops: float
+    """Matrix-multiply rate (FLOP/s) of a large square matmul in the benchmark's dtype."""
+    bandwidth: float
+    """Memory read rate (bytes/s) of a sum over a tensor far larger than the caches."""
+    bytes_per_value: int
+
+
+def measure_machine(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> Machine:
+    """Best-of-``repeats`` GEMM rate and stream bandwidth on ``device`` in ``dtype``."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def best(run: Callable[[], object]) -> float:
+        run()
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            sync()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    n = 4096 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    gemm = 2.0 * n**3 / best(lambda: a @ b)
+    values = (1 << 30 if device.type == "cuda" else 1 << 28) // torch.finfo(dtype).bits * 8
+    stream = torch.ones(values, device=device, dtype=dtype)
+    bandwidth = stream.numel() * stream.element_size() / best(lambda: stream.sum())
+    return Machine(gemm, bandwidth, stream.element_size())
+
+
+def roofline_seconds(
+    shape: Shape,
+    machine: Machine,
+    encoder_layers: int,
+    passages: int,
+    passage_tokens: int,
+    question: int,
+    rate: int,
+    new: int,
+) -> dict[str, float]:
+    """Per method, the least time the machine allows: every forward pass costs the larger of its FLOPs at the
+    GEMM rate and the bytes it must read (weights, and the KV cache while decoding) at the stream bandwidth."""
+    size = machine.bytes_per_value
+    layer_bytes = shape.params_per_layer * size
+    head_bytes = shape.hidden * shape.vocab * size
+    kv_per_token = 2 * shape.layers * shape.kv_heads * (shape.hidden // shape.heads) * size
+
+    def forward(layers: int, tokens: int, with_head: bool) -> float:
+        flops = prefill_flops(shape, layers, tokens) + (2.0 * shape.hidden * shape.vocab if with_head else 0.0)
+        return max(flops / machine.gemm_flops, (layers * layer_bytes + head_bytes * with_head) / machine.bandwidth)
+
+    def answer(context: int) -> float:
+        seconds = forward(shape.layers, context, True)  # prefill, then one token per step
+        for step in range(1, new):
+            flops = decode_flops(shape, context + step, 1)
+            read = shape.layers * layer_bytes + head_bytes + kv_per_token * (context + step)
+            seconds += max(flops / machine.gemm_flops, read / machine.bandwidth)
+        return seconds
+
+    soft = passages * num_soft_tokens(passage_tokens, rate)
+    encode = passages * (forward(encoder_layers, passage_tokens, False) + forward(1, soft // passages, False))
+    cached = answer(soft + question)
+    return {
+        "full_context": answer(passages * passage_tokens + question),
+        "gmsa": encode + cached,
+        "gmsa_cached": cached,
+    }
 
 
 class PeakMemory:
@@ -349,6 +426,12 @@ def _setup(args: argparse.Namespace) -> tuple[Shape, GMSAEngine, int]:
     return shape, build_engine(shape, encoder_layers, args.lora_r, args.device, dtype), encoder_layers
 
 
+def _decode_floor_ms(shape: Shape, machine: Machine) -> float:
+    """One decode step can take no less than reading every decoder weight once (KV cache aside)."""
+    weights = (shape.layers * shape.params_per_layer + shape.hidden * shape.vocab) * machine.bytes_per_value
+    return weights / machine.bandwidth * 1000
+
+
 def _write_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
         from ..io import atomic_write_json
@@ -358,26 +441,37 @@ def _write_json(path: str | None, payload: dict[str, Any]) -> None:
 
 def _run_latency(args: argparse.Namespace) -> int:
     shape, engine, encoder_layers = _setup(args)
+    machine = measure_machine(engine.device, engine.dtype)
+    print(
+        f"measured here: GEMM {machine.gemm_flops / 1e9:.1f} GFLOP/s, stream read {machine.bandwidth / 1e9:.1f} GB/s; "
+        f"decode floor (weights / bandwidth) {_decode_floor_ms(shape, machine):.1f} ms/token"
+    )
     question = "what does the text say about the river?"
     q_tokens = engine.count_tokens(question)
     all_rows = []
     header = f"{'context':>8} {'method':<13} {'rate':>4} {'latency_s':>10} {'ttft_s':>8} {'compress_s':>10} "
-    print(header + f"{'peak_MB':>8} {'speedup':>8} {'flop_bound':>10}")
+    print(header + f"{'peak_MB':>8} {'speedup':>8} {'flop_bound':>10} {'roofline':>9} {'of_bound':>8}")
     for count in args.passages:
         if args.model:
             passages = corpus_passages(engine, count, args.passage_tokens)
         else:
             passages = make_passages(count, args.passage_tokens)
         for row in bench_latency(engine, passages, args.rates, new_tokens=args.new_tokens, repeats=args.repeats):
-            bounds = flop_bounds(
-                shape, encoder_layers, count, args.passage_tokens, q_tokens, row["rate"] or 1, args.new_tokens
+            sizes = (encoder_layers, count, args.passage_tokens, q_tokens, row["rate"] or 1, args.new_tokens)
+            roofline = roofline_seconds(shape, machine, *sizes)
+            row.update(
+                context_tokens=count * args.passage_tokens,
+                flop_bound=flop_bounds(shape, *sizes)[row["method"]],
+                roofline_s=roofline[row["method"]],
+                roofline_bound=roofline["full_context"] / roofline[row["method"]],
             )
-            row.update(context_tokens=count * args.passage_tokens, flop_bound=bounds[row["method"]])
+            row["of_bound"] = row["speedup"] / row["roofline_bound"]
             all_rows.append(row)
             print(
                 f"{row['context_tokens']:>8} {row['method']:<13} {row['rate'] or '-':>4} {row['latency_s']:>10.4f} "
                 f"{row['ttft_s']:>8.4f} {row['compress_s']:>10.4f} {row['peak_mem_mb']:>8.1f} "
-                f"{row['speedup']:>7.2f}x {row['flop_bound']:>9.2f}x"
+                f"{row['speedup']:>7.2f}x {row['flop_bound']:>9.2f}x {row['roofline_bound']:>8.2f}x "
+                f"{row['of_bound']:>8.2f}"
             )
     _write_json(
         args.json_out,
@@ -388,6 +482,8 @@ def _run_latency(args: argparse.Namespace) -> int:
             "new_tokens": args.new_tokens,
             "device": args.device,
             "hardware": hardware(),
+            "machine": asdict(machine),
+            "decode_floor_ms": _decode_floor_ms(shape, machine),
         },
     )
     if args.plot:

@@ -71,3 +71,22 @@ def test_bench_cli_writes_json_and_plot(tmp_path):
     assert {r["context_tokens"] for r in rows} == {16, 32}
     assert all("flop_bound" in r for r in rows)
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_roofline_bound_follows_what_limits_the_machine():
+    from gmsa_integrations.cli.bench import Machine, Shape, roofline_seconds
+
+    shape = Shape(layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536, vocab=49152)
+    sizes = dict(encoder_layers=8, passages=8, passage_tokens=256, question=10, new=16)
+    compute_bound = Machine(gemm_flops=1e11, bandwidth=float("inf"), bytes_per_value=4)
+    memory_bound = Machine(gemm_flops=float("inf"), bandwidth=2e10, bytes_per_value=4)
+    bounds = {}
+    for name, machine in (("compute", compute_bound), ("memory", memory_bound)):
+        for rate in (4, 8):
+            seconds = roofline_seconds(shape, machine, rate=rate, **sizes)
+            bounds[name, rate] = seconds["full_context"] / seconds["gmsa_cached"]
+            assert seconds["gmsa"] > seconds["gmsa_cached"]  # compressing at query time costs extra
+    # fewer tokens to prefill: a large bound where FLOPs limit, growing with the rate
+    assert bounds["compute", 8] > bounds["compute", 4] > 3
+    # where streaming the weights limits, every method reads the same weights per step: little to gain
+    assert 1 < bounds["memory", 4] < 1.5
