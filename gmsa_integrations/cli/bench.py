@@ -34,7 +34,7 @@ import torch
 from ..engine import GMSAConfig, GMSAEngine, SoftTokenStore
 from ..engine.merging import num_soft_tokens
 from ..extras import require
-from ..testing import SHAPES, char_tokenizer, random_backbone
+from ..testing import ARCHITECTURES, SHAPES, char_tokenizer, random_backbone
 from .args import int_list
 
 METHODS = ("full_context", "gmsa", "gmsa_cached")
@@ -362,7 +362,7 @@ def _shape_args(parser: argparse.ArgumentParser) -> None:
         "--model", help="'default' (the embedded model) or a GMSA checkpoint: real weights and text, not a shape"
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), help="a real model's shape (overrides the sizes)")
-    parser.add_argument("--arch", default="llama", choices=["llama", "qwen2"])
+    parser.add_argument("--arch", default="llama", choices=ARCHITECTURES)
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--heads", type=int, default=8)
