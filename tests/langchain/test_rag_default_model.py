@@ -11,7 +11,7 @@ from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.langchain import GMSA_RAG_PROMPT, ChatGMSA, create_gmsa_rag_chain, format_docs
 from gmsa_integrations.langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
 
-QUESTIONS = 30
+QUESTIONS = 20
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,16 @@ def test_the_fair_baseline_reads_the_retrieved_passages_through_the_chain(
 ):
     # retrieval -> prompt -> ChatGMSA carries the passages to the decoder: without them the same model is lost
     rows = held_out_questions[:QUESTIONS]
-    no_context = _full_text_chain(retriever, tuned_engine, context=lambda _: "").batch([r["question"] for r in rows])
     assert _score(f1, tuned_answers, rows) >= 0.3
-    assert _score(f1, tuned_answers, rows) >= _score(f1, no_context, rows) + 0.2
+    few = rows[:10]
+    no_context = _full_text_chain(retriever, tuned_engine, context=lambda _: "").batch([r["question"] for r in few])
+    assert _score(f1, tuned_answers[:10], few) >= _score(f1, no_context, few) + 0.2
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 30 questions GMSA F1 0.14 against "
-    "0.47 for the fair tuned baseline reading the text; model card)",
+    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 20 questions GMSA EM 0.05 against "
+    "0.35 for the fair tuned baseline reading the text; on 30, F1 0.14 against 0.47: model card)",
 )
 def test_compressed_chain_answers_as_well_as_the_fair_baseline(
     default_engine, retriever, held_out_questions, tuned_answers
@@ -59,7 +60,8 @@ def test_compressed_chain_answers_as_well_as_the_fair_baseline(
     compressed = create_gmsa_rag_chain(retriever, default_engine, rate=4, max_tokens=24, stop=["\n"])
     gmsa_answers = compressed.batch([r["question"] for r in rows])
     for metric in (exact_match, f1):
-        assert _score(metric, gmsa_answers, rows) >= _score(metric, tuned_answers, rows) - 0.05, metric.__name__
+        gmsa_score, tuned_score = _score(metric, gmsa_answers, rows), _score(metric, tuned_answers, rows)
+        assert gmsa_score >= tuned_score - 0.05, (metric.__name__, gmsa_score, tuned_score)
 
 
 def test_sources_carry_token_counts_and_original_text(default_engine, retriever, held_out_questions):

@@ -10,7 +10,7 @@ from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.llama_index import GMSA_QA_TEMPLATE, GMSALLM, build_query_engine
 from gmsa_integrations.llama_index.embeddings import faiss_vector_index
 
-QUESTIONS = 30
+QUESTIONS = 20
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def test_the_fair_baseline_reads_the_retrieved_nodes_through_the_query_engine(tu
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 30 questions GMSA F1 0.14 against "
-    "0.47 for the fair tuned baseline reading the text; model card)",
+    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 20 questions GMSA EM 0.05 against "
+    "0.35 for the fair tuned baseline reading the text; on 30, F1 0.14 against 0.47: model card)",
 )
 def test_gmsa_query_engine_answers_as_well_as_the_fair_baseline(
     default_engine, index, held_out_questions, tuned_answers
@@ -50,7 +50,8 @@ def test_gmsa_query_engine_answers_as_well_as_the_fair_baseline(
     gmsa = build_query_engine(index, default_engine, rate=4, similarity_top_k=3, max_new_tokens=24, stop=["\n"])
     gmsa_answers = _answers(gmsa, rows)
     for metric in (exact_match, f1):
-        assert _score(metric, gmsa_answers, rows) >= _score(metric, tuned_answers, rows) - 0.05, metric.__name__
+        gmsa_score, tuned_score = _score(metric, gmsa_answers, rows), _score(metric, tuned_answers, rows)
+        assert gmsa_score >= tuned_score - 0.05, (metric.__name__, gmsa_score, tuned_score)
 
 
 async def test_streaming_and_async_match_the_plain_answer(default_engine, index, held_out_questions):
