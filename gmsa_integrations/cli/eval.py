@@ -18,11 +18,11 @@ from ..evaluation.harness import (
     plot_training_log,
 )
 from ..io import atomic_write_bytes
-from .args import int_list
+from .args import int_list, name_list
 
 
 def _methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
+    methods = name_list(text)
     unknown = [m for m in methods if m not in QA_METHODS]
     if unknown or not methods:
         raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; choose from {','.join(QA_METHODS)}")
