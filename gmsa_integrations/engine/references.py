@@ -23,6 +23,11 @@ Segment = str | SoftPrompt
 """A piece of a prompt: text, or the soft tokens of one passage."""
 
 
+def has_references(text: str) -> bool:
+    """Whether ``text`` holds a soft-token reference (a scan only: nothing is looked up)."""
+    return PATTERN.search(text) is not None
+
+
 class ReferenceRegistry:
     """The soft prompts one engine has handed out references for (an LRU), with the store behind it."""
 

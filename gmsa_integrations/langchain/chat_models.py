@@ -107,9 +107,7 @@ class ChatGMSA(BaseChatModel):
             raise ValueError("ChatGMSA needs at least one message")
         engine = self.engine
         texts = [_text(m) for m in messages]
-        if decoder == "auto":
-            reads_soft_tokens = any(not isinstance(s, str) for text in texts for s in engine.resolve(text))
-            decoder = "keft" if reads_soft_tokens else "original"
+        decoder = engine.decoder_for("\n".join(texts), decoder)
         template = getattr(engine.tokenizer, "chat_template", None)
         if template and (self.chat_template == "always" or (self.chat_template == "auto" and decoder == "original")):
             turns = [{"role": _role(m), "content": text} for m, text in zip(messages, texts, strict=True)]
