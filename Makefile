@@ -50,6 +50,7 @@ DM_MAXLEN := 128
 DM_STEPS := 450
 DM_WARMUP := 20
 DM_KEFT_STEPS := 60
+DM_KEFT_FROM := joint
 DM_BASELINE_STEPS := 40
 DM_LR := 1e-3
 DM_QA_WORLDS := 3
@@ -62,7 +63,7 @@ COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 -
 	--dataloader-workers $(DM_WORKERS)
 DM_DATA = $(DM)/prose/prose_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
 
-.PHONY: default-model default-model-gpu default-model-eval
+.PHONY: default-model default-model-gpu default-model-cpu default-model-eval
 default-model: $(DM_EXPORT)/gmsa_weights.safetensors $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors
 
 # where python3 already has torch with CUDA (a GPU image); the shipped v0.3 is KEFT on the joint stage's
@@ -71,6 +72,30 @@ default-model-gpu:
 	$(MAKE) default-model PY=python3 DM_SETUP= DM=build/dm3 DM_BATCH=64 DM_MAXLEN=256 DM_STEPS=700 DM_WARMUP=100 \
 		DM_KEFT_STEPS=300 DM_BASELINE_STEPS=300 DM_QA_WORLDS=20 DM_AE_WORLDS=40 DM_WORKERS=2 \
 		DM_PROSE_PACKAGES=torch,transformers,numpy,scipy,pandas,sklearn,matplotlib,sympy,networkx
+
+# v0.4 (shipped): v0.3, which came from the GPU recipe above, continued on 2 CPU cores. A restatement-only
+# stage on fresh synthetic passages and standard-library prose (the decoder LoRA continues v0.3's factors),
+# then KEFT. v0.3 is read from git history, so the recipe starts from the same weights on any clone.
+# Run it as `make default-model-cpu` (about 110 min on 2 cores), then `make default-model-eval DM=build/dm4`.
+DM_CPU := build/dm4
+DM_CPU_FROM := f7fa290
+DM_CPU_STEPS := 1000
+DM_CPU_KEFT_STEPS := 150
+default-model-cpu:
+	$(MAKE) $(DM_CPU)/keft/gmsa_weights.safetensors DM=$(DM_CPU) DM_QA_WORLDS=20 DM_AE_WORLDS=40 \
+		DM_KEFT_FROM=ae DM_KEFT_STEPS=$(DM_CPU_KEFT_STEPS)
+	$(GMSA) export --model $(DM_CPU)/keft --out $(DM_EXPORT) --dtype float16
+$(DM)/from/gmsa_config.json:
+	mkdir -p $(DM)/from
+	git archive $(DM_CPU_FROM) $(DM_EXPORT) | tar -x --strip-components=2 -C $(DM)/from
+$(DM)/val_restate.jsonl: $(DM)/data/qa_train.jsonl
+	(head -12 $(DM)/data/ae_validation.jsonl; head -24 $(DM)/data/qa_validation.jsonl) > $@
+$(DM)/ae/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_train.jsonl \
+		$(DM)/data_ae/ae_train.jsonl $(DM)/prose/prose_train.jsonl $(DM)/val_restate.jsonl
+	$(GMSA) train ae --init $(DM)/from --ae-decoder lora --keft-lora-r 16 --keft-lora-alpha 32 \
+		--data $(DM)/data_ae/ae_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/prose/prose_train.jsonl \
+		--output-dir $(DM)/ae --rates 4,8 --learning-rate 5e-4 --warmup-steps 20 --max-steps $(DM_CPU_STEPS) \
+		--save-steps 50 --val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 24 $(COMMON)
 
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
 	$(GMSA) data synth --out $(DM)/data --seed 0 --train-worlds $(DM_QA_WORLDS) --distractors 1
@@ -87,8 +112,8 @@ $(DM)/joint/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl $(DM)/data_ae/ae
 		--encoder-layers 8 --lsa-layers 1 --lora-r 32 --lora-alpha 64 --ae-decoder lora --keft-lora-r 16 \
 		--learning-rate $(DM_LR) --warmup-steps $(DM_WARMUP) --max-steps $(DM_STEPS) --save-steps 50 \
 		--val-data $(DM)/val.jsonl --val-every 50 --val-samples 16 $(COMMON)
-$(DM)/keft/gmsa_weights.safetensors: $(DM)/joint/gmsa_weights.safetensors
-	$(GMSA) train keft --init $(DM)/joint --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/keft \
+$(DM)/keft/gmsa_weights.safetensors: $(DM)/$(DM_KEFT_FROM)/gmsa_weights.safetensors
+	$(GMSA) train keft --init $(DM)/$(DM_KEFT_FROM) --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/keft \
 		--keft-mode lora --keft-lora-r 16 --learning-rate 3e-4 --warmup-steps 30 --max-steps $(DM_KEFT_STEPS) \
 		--save-steps 100 $(COMMON)
 $(DM)/baseline/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl

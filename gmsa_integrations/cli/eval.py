@@ -47,6 +47,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     recon.add_argument(
         "--decoder", default="auto", choices=["auto", "keft", "original"], help="decoder that restates the text"
     )
+    recon.add_argument(
+        "--no-generate",
+        dest="generate",
+        action="store_false",
+        help="likelihood only (nll, nll_other, nll_gain): one forward pass per passage, no restatement",
+    )
     qa.add_argument("--methods", type=_methods, default=None, help=",".join(QA_METHODS) + " (default: all available)")
     qa.add_argument(
         "--tuned-baseline",
@@ -82,16 +88,13 @@ def run_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows: list[Row]
     if args.task == "recon":
-        rows = evaluate_reconstruction(
-            engine, records, args.rates, decoder=args.decoder, show_progress=args.show_progress
-        )
+        options = {"decoder": args.decoder, "generate": args.generate, "show_progress": args.show_progress}
+        rows = evaluate_reconstruction(engine, records, args.rates, **options)
         if args.baseline:
             baseline = GMSAEngine.from_pretrained(args.baseline, device=args.device)
             label = "icae" if baseline.config.paradigm == "memory-tokens" else "baseline"
-            rows += evaluate_reconstruction(
-                baseline, records, args.rates, method=label, decoder=args.decoder, show_progress=args.show_progress
-            )
-        metric = "bleu"
+            rows += evaluate_reconstruction(baseline, records, args.rates, method=label, **options)
+        metric = "bleu" if args.generate else "nll_gain"
     else:
         tuned_dir = args.tuned_baseline or (None if args.model else default_tuned_baseline())
         methods = args.methods or [m for m in QA_METHODS if m != "full_context_tuned" or tuned_dir]

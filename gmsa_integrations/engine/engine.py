@@ -347,6 +347,27 @@ class GMSAEngine:
             if pieces[0] is not None:
                 yield pieces[0]
 
+    def log_likelihood(
+        self,
+        prompt: str,
+        continuation: str,
+        soft_prompts: Sequence[SoftPrompt] | None = None,
+        *,
+        decoder: generation.DecoderChoice = "auto",
+    ) -> list[float]:
+        """The log-probability of each token of ``continuation`` when it follows ``soft_prompts`` and ``prompt``
+        (teacher-forced, no sampling), read by the decoder `generate` would use.
+
+        Low-noise evidence of reading: restating a passage is likelier from its own soft tokens than from
+        another passage's, by as many nats per token as the soft tokens carry (`gmsa eval recon`).
+
+        Example:
+            >>> soft = engine.compress(["Orvan Tools was founded by Mira Sol."])            # doctest: +SKIP
+            >>> sum(engine.log_likelihood(engine.config.ae_instruction, "Orvan Tools ...", soft))  # doctest: +SKIP
+        """
+        rows = generation.prompt_rows(self, [prompt], None if soft_prompts is None else [soft_prompts])
+        return generation.continuation_log_probs(self, rows, [continuation], decoder)[0].tolist()
+
     def prompt_embeds(self, prompt: str, soft_prompts: Sequence[SoftPrompt] | None = None) -> torch.Tensor:
         """The exact ``[T, hidden]`` tensor that `generate` feeds the decoder for this prompt.
 

@@ -194,6 +194,37 @@ def stream_rows(
         yield tail
 
 
+def continuation_log_probs(
+    engine: GMSAEngine, rows: list[list[Segment]], continuations: Sequence[str], decoder: DecoderChoice = "auto"
+) -> list[torch.Tensor]:
+    """Teacher-forced ``log p`` of each token of ``continuations[i]`` read after the input of ``rows[i]`` (built as
+    `decoder_inputs` builds it for generation), one 1-D tensor per row.
+
+    One forward pass per row, with the LM head applied only at the continuation's positions.
+    """
+    if len(continuations) != len(rows):
+        raise ValueError(f"got {len(rows)} prompts but {len(continuations)} continuations")
+    check_texts(continuations, "continuations")
+    chosen = choose_decoder(decoder, any(isinstance(seg, SoftPrompt) for row in rows for seg in row))
+    scores = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(engine.lock)
+        if chosen == "original":
+            stack.enter_context(engine.model.original_decoder())
+        stack.enter_context(torch.inference_mode())
+        for row, text in zip(rows, continuations, strict=True):
+            ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise ValueError("a continuation has no tokens: nothing to score")
+            prompt, _, _, _ = decoder_inputs(engine, [row])
+            target = torch.tensor(ids, dtype=torch.long, device=engine.device)
+            embeds = torch.cat([prompt[0], engine.model.embed_tokens(target)])[None]
+            # the logit at position t scores token t + 1: keep the prompt's last position and all but the final one
+            logits = engine.model.backbone(inputs_embeds=embeds, logits_to_keep=len(ids) + 1).logits[0, :-1]
+            scores.append(torch.log_softmax(logits.float(), dim=-1).gather(1, target[:, None]).squeeze(1).cpu())
+    return scores
+
+
 def _forward(
     backbone: Any, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, new_cache: Any = None
 ) -> tuple[torch.Tensor, Any]:

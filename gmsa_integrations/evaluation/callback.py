@@ -1,4 +1,4 @@
-"""`ValidationCallback`: held-out reconstruction BLEU and QA exact match in the training log, every N steps.
+"""`ValidationCallback`: held-out reconstruction (BLEU, likelihood) and QA exact match in the training log.
 
 Training loss alone is no evidence that soft tokens are read (a tunable decoder can learn the training
 text's style instead); held-out reconstruction and QA are. The callback measures them with the same
@@ -45,7 +45,8 @@ class ValidationCallback(TrainerCallback):
         self.every, self.rate = every, rate
 
     def measure(self) -> dict[str, float]:
-        """The validation metrics of the engine as it is now (``val_bleu_4x``, ``val_em_4x``, ``val_f1_4x``)."""
+        """The validation metrics of the engine as it is now: ``val_bleu_4x``, ``val_nll_4x`` and ``val_nll_gain_4x``
+        (nats per token; see `evaluate_reconstruction`), ``val_em_4x`` and ``val_f1_4x``."""
         model = self.engine.model
         was_training = model.training
         model.eval()
@@ -53,7 +54,9 @@ class ValidationCallback(TrainerCallback):
             values: dict[str, float] = {}
             if self.ae_rows:
                 (recon,) = evaluate_reconstruction(self.engine, self.ae_rows, [self.rate])
-                values[f"val_bleu_{self.rate}x"] = recon.values["bleu"]
+                for key in ("bleu", "nll", "nll_gain"):
+                    if key in recon.values:
+                        values[f"val_{key}_{self.rate}x"] = recon.values[key]
             if self.qa_rows:
                 (qa,) = evaluate_qa(self.engine, self.qa_rows, [self.rate], ["gmsa"])
                 values[f"val_em_{self.rate}x"] = qa.values["exact_match"]

@@ -57,28 +57,52 @@ def evaluate_reconstruction(
     *,
     method: str = "gmsa",
     decoder: str = "auto",
+    generate: bool = True,
     show_progress: bool = False,
 ) -> list[Row]:
-    """BLEU, ROUGE-L, exact match and prefix match of the restated text at each rate."""
+    """Reconstruction quality at each rate.
+
+    Likelihood (teacher-forced, one forward pass per passage): ``nll``, nats per token of restating each
+    passage from its own soft tokens; ``nll_other``, the same text from the next passage's soft tokens (what
+    the decoder guesses without reading); ``nll_gain`` = ``nll_other`` - ``nll``, the nats per token the soft
+    tokens carry. Low-noise, so it separates checkpoints long before generated text does.
+
+    Generation (``generate=True``): greedy restatements scored by BLEU, ROUGE-L, exact match and prefix match.
+    """
+    if not rows:
+        raise ValueError("evaluate_reconstruction needs at least one passage")
     results = []
     references = [row.text for row in rows]
+    instruction = engine.config.ae_instruction
     for rate in rates:
-        hypotheses = []
-        for text in tqdm(references, desc=f"recon {method} {rate}x", leave=False, disable=not show_progress):
-            soft = engine.compress([text], rate=rate)
-            budget = engine.count_tokens(text) + 16
-            hypotheses.append(
-                engine.generate(engine.config.ae_instruction, soft, max_new_tokens=budget, decoder=decoder).strip()
-            )
-        pairs = list(zip(hypotheses, references, strict=True))
-        values = {
-            "bleu": metrics.bleu(hypotheses, references),
-            "rouge_l": statistics.fmean(metrics.rouge_l(h, r) for h, r in pairs),
-            "exact": statistics.fmean(float(h == r.strip()) for h, r in pairs),
-            "prefix_match": statistics.fmean(metrics.prefix_match(h, r) for h, r in pairs),
-            "n": len(references),
-        }
-        results.append(Row(method, rate, values))
+        soft = [engine.compress([text], rate=rate)[0] for text in references]
+        values: dict[str, float] = {}
+        nll, nll_other, hypotheses = [], [], []
+        for i, text in enumerate(
+            tqdm(references, desc=f"recon {method} {rate}x", leave=False, disable=not show_progress)
+        ):
+            nll.append(-statistics.fmean(engine.log_likelihood(instruction, text, [soft[i]], decoder=decoder)))
+            if len(references) > 1:
+                other = soft[(i + 1) % len(references)]
+                nll_other.append(-statistics.fmean(engine.log_likelihood(instruction, text, [other], decoder=decoder)))
+            if generate:
+                budget = engine.count_tokens(text) + 16
+                hypotheses.append(
+                    engine.generate(instruction, [soft[i]], max_new_tokens=budget, decoder=decoder).strip()
+                )
+        values["nll"] = statistics.fmean(nll)
+        if nll_other:
+            values["nll_other"] = statistics.fmean(nll_other)
+            values["nll_gain"] = values["nll_other"] - values["nll"]
+        if generate:
+            pairs = list(zip(hypotheses, references, strict=True))
+            values |= {
+                "bleu": metrics.bleu(hypotheses, references),
+                "rouge_l": statistics.fmean(metrics.rouge_l(h, r) for h, r in pairs),
+                "exact": statistics.fmean(float(h == r.strip()) for h, r in pairs),
+                "prefix_match": statistics.fmean(metrics.prefix_match(h, r) for h, r in pairs),
+            }
+        results.append(Row(method, rate, {**values, "n": len(references)}))
     return results
 
 
@@ -244,23 +268,29 @@ def read_training_log(path: str) -> dict[str, list[tuple[int, float]]]:
 
 
 def plot_training_log(path: str, png: str, title: str = "training") -> dict[str, list[tuple[int, float]]]:
-    """Training loss (left) and held-out validation metrics (right) against the step; returns the series."""
+    """Training loss with the held-out likelihoods (left, nats per token) and held-out scores (right, 0-1)
+    against the step; returns the series."""
     matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     series = read_training_log(path)
-    validation = {k: v for k, v in series.items() if k.startswith("val_")}
-    fig, axes = plt.subplots(
-        1, 2 if validation else 1, figsize=(11 if validation else 6, 4), squeeze=False, sharex=True
-    )
+    # likelihoods share the loss's unit (nats per token); scores in 0-1 get their own panel
+    in_nats = {k: v for k, v in series.items() if k.startswith("val_nll")}
+    scores = {k: v for k, v in series.items() if k.startswith("val_") and k not in in_nats}
+    fig, axes = plt.subplots(1, 2 if scores else 1, figsize=(11 if scores else 6, 4), squeeze=False, sharex=True)
     steps, losses = zip(*series["loss"], strict=True)
-    axes[0][0].plot(steps, losses)
+    axes[0][0].plot(steps, losses, label="training loss")
+    for key, points in in_nats.items():
+        x, y = zip(*points, strict=True)
+        axes[0][0].plot(x, y, marker="o", label=key.removeprefix("val_"))
     axes[0][0].set_xlabel("step")
-    axes[0][0].set_ylabel("training loss (nats per target token)")
+    axes[0][0].set_ylabel("nats per target token")
     axes[0][0].grid(alpha=0.3)
-    if validation:
-        for key, points in validation.items():
+    if in_nats:
+        axes[0][0].legend()
+    if scores:
+        for key, points in scores.items():
             x, y = zip(*points, strict=True)
             axes[0][1].plot(x, y, marker="o", label=key.removeprefix("val_"))
         axes[0][1].set_xlabel("step")

@@ -231,3 +231,38 @@ def test_kv_cache_reserves_only_the_new_tokens_beyond_the_prompt():
         step = torch.randn(1, 2, 1, 8)
         out_k, _ = layer.update(step, step.clone())
     assert out_k.shape[-2] == 106 and torch.equal(out_k[..., :100, :], keys) and torch.equal(out_k[..., -1:, :], step)
+
+
+def test_log_likelihood_is_the_distribution_generation_samples_from(llama_engine):
+    """Over every one-character continuation the probabilities sum to 1, and greedy generation picks the likeliest."""
+    engine = llama_engine
+    soft = engine.compress(PASSAGES[:1], rate=4)
+    vocab = [t for t, i in engine.tokenizer.get_vocab().items() if i > 3]  # every character; 0-3 are special
+    scores = {t: engine.log_likelihood("Who?", t, soft)[0] for t in vocab}
+    special = engine.log_likelihood("Who?", "</s>", soft)  # a special token's text is that one token
+    assert float(torch.tensor([*scores.values(), *special]).exp().sum()) > 0.9  # pad, BOS and unk hold the rest
+    assert float(torch.tensor(list(scores.values())).exp().sum()) <= 1 + 1e-4
+    greedy = engine.generate("Who?", soft, max_new_tokens=1, ignore_eos=True)
+    assert scores[greedy] == max(scores.values())
+
+
+def test_log_likelihood_scores_every_token_teacher_forced(llama_engine):
+    engine = llama_engine
+    soft = engine.compress(PASSAGES[:1], rate=4)
+    greedy = engine.generate("Who?", soft, max_new_tokens=6, ignore_eos=True)
+    log_probs = engine.log_likelihood("Who?", greedy, soft)
+    assert len(log_probs) == engine.count_tokens(greedy) and all(lp <= 0 for lp in log_probs)
+    # a prefix scores the same tokens the same way: position t only sees what came before it
+    assert engine.log_likelihood("Who?", greedy[:3], soft) == pytest.approx(log_probs[:3], abs=1e-5)
+
+
+def test_log_likelihood_reads_with_the_decoder_generation_would_use(llama_engine):
+    engine = llama_engine
+    name = "model.layers.0.self_attn.q_proj.weight"
+    engine.model.set_decoder_overrides({name: engine.model.backbone.get_parameter(name).detach() * 3})
+    soft = engine.compress(PASSAGES[:1], rate=4)
+    auto = engine.log_likelihood("Who?", "Mira", soft)
+    assert auto == engine.log_likelihood("Who?", "Mira", soft, decoder="keft")
+    assert auto != pytest.approx(engine.log_likelihood("Who?", "Mira", soft, decoder="original"))
+    with pytest.raises(ValueError, match="no tokens"):
+        engine.log_likelihood("Who?", "", soft)

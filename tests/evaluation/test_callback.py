@@ -1,6 +1,7 @@
 """Held-out reconstruction and QA in the training log, every N steps, without disturbing training."""
 
 import json
+import math
 
 import pytest
 
@@ -36,7 +37,7 @@ def _config(tmp_path, output):
 
 
 def test_validation_records_join_the_loss_records_and_leave_training_unchanged(tmp_path):
-    ae = [AERow(TEXTS[0])]
+    ae = [AERow(t) for t in TEXTS]
     qa = [QARow("Where was Mira born?", ("Kethport",), (TEXTS[0],))]
     config = _config(tmp_path, "with")
     train(config, callbacks=[lambda engine: ValidationCallback(engine, ae, qa, every=3, rate=4)])
@@ -44,13 +45,14 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
     validation = [r for r in records if "val_bleu_4x" in r]
     assert [r["step"] for r in validation] == [3, 6]
     assert all(0 <= r["val_bleu_4x"] <= 1 and r["val_em_4x"] in (0.0, 1.0) for r in validation)
+    assert all(r["val_nll_4x"] > 0 and math.isfinite(r["val_nll_gain_4x"]) for r in validation)
     # measuring merges the encoder LoRA for speed; training must go on exactly as without the callback
     train(_config(tmp_path, "without"))
     plain = [json.loads(line) for line in (tmp_path / "without" / "log.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in records if "loss" in r] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
 
     series = plot_training_log(str(tmp_path / "with" / "log.jsonl"), str(tmp_path / "curves.png"))
-    assert [s for s, _ in series["val_em_4x"]] == [3, 6]
+    assert [s for s, _ in series["val_em_4x"]] == [3, 6] == [s for s, _ in series["val_nll_4x"]]
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 

@@ -42,6 +42,21 @@ def test_reconstruction_rows_per_rate(engine):
         assert row.values["n"] == 2
 
 
+def test_reconstruction_likelihood_is_what_the_soft_tokens_carry(engine, monkeypatch):
+    """nll_gain is zero when the other passage's soft tokens are the same text, and needs no generation."""
+    monkeypatch.setattr(engine, "generate", lambda *a, **k: pytest.fail("generate=False must not generate"))
+    (same,) = evaluate_reconstruction(engine, [AERow(PASSAGE), AERow(PASSAGE)], [4], generate=False)
+    assert set(same.values) == {"nll", "nll_other", "nll_gain", "n"}
+    assert same.values["nll"] > 0 and same.values["nll_gain"] == pytest.approx(0, abs=1e-5)
+    (own,) = evaluate_reconstruction(engine, [AERow(PASSAGE), AERow("Short text.")], [4], generate=False)
+    soft = engine.compress([PASSAGE], rate=4)
+    expected = -sum(engine.log_likelihood(engine.config.ae_instruction, PASSAGE, soft)) / engine.count_tokens(PASSAGE)
+    assert own.values["nll"] != pytest.approx(own.values["nll_other"])
+    assert (own.values["nll"] + own.values["nll_gain"]) == pytest.approx(own.values["nll_other"])
+    (single,) = evaluate_reconstruction(engine, [AERow(PASSAGE)], [4], generate=False)
+    assert single.values["nll"] == pytest.approx(expected, rel=1e-5) and "nll_gain" not in single.values
+
+
 def test_qa_rows_cover_every_method(engine):
     data = [QARow("Where was Ada Lind born?", ("Varnholm",), (PASSAGE, "Kettle Mining is a mining company."))]
     rows = evaluate_qa(engine, data, [4, 8])
@@ -107,8 +122,11 @@ def test_cli_recon_with_baseline(engine, tmp_path):
     argv = ["eval", "recon", "--data", str(data), "--rates", "4", "--model", str(model)]
     argv += ["--baseline", str(baseline), "--json", str(out), "--no-progress"]
     assert main(argv) == 0
-    methods = [r["method"] for r in json.loads(out.read_text())["rows"]]
-    assert methods == ["gmsa", "icae"]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["gmsa", "icae"]
+    assert all(r["bleu"] >= 0 and r["nll"] > 0 for r in rows)
+    assert main([*argv, "--no-generate"]) == 0
+    assert all("bleu" not in r and r["nll"] > 0 for r in json.loads(out.read_text())["rows"])
 
 
 def test_cli_rejects_unknown_methods(capsys):
