@@ -81,9 +81,12 @@ DM_CPU := build/dm4
 DM_CPU_FROM := f7fa290
 DM_CPU_STEPS := 1000
 DM_CPU_KEFT_STEPS := 150
+# KEFT starts from the restatement stage's checkpoint-850: the session's time limit stopped v0.4's run there,
+# in a 1000-step schedule; the last 4 checkpoints are kept, so a full run still has it
+DM_CPU_KEFT_FROM := ae/checkpoint-850
 default-model-cpu:
 	$(MAKE) $(DM_CPU)/keft/gmsa_weights.safetensors DM=$(DM_CPU) DM_QA_WORLDS=20 DM_AE_WORLDS=40 \
-		DM_KEFT_FROM=ae DM_KEFT_STEPS=$(DM_CPU_KEFT_STEPS)
+		DM_KEFT_FROM=$(DM_CPU_KEFT_FROM) DM_KEFT_STEPS=$(DM_CPU_KEFT_STEPS)
 	$(GMSA) export --model $(DM_CPU)/keft --out $(DM_EXPORT) --dtype float16
 $(DM)/from/gmsa_config.json:
 	mkdir -p $(DM)/from
@@ -95,7 +98,10 @@ $(DM)/ae/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_tra
 	$(GMSA) train ae --init $(DM)/from --ae-decoder lora --keft-lora-r 16 --keft-lora-alpha 32 \
 		--data $(DM)/data_ae/ae_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/prose/prose_train.jsonl \
 		--output-dir $(DM)/ae --rates 4,8 --learning-rate 5e-4 --warmup-steps 20 --max-steps $(DM_CPU_STEPS) \
-		--save-steps 50 --val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 24 $(COMMON)
+		--save-steps 50 --save-total-limit 4 --val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 24 \
+		$(COMMON)
+$(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensors
+	test -f $@
 
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
 	$(GMSA) data synth --out $(DM)/data --seed 0 --train-worlds $(DM_QA_WORLDS) --distractors 1
