@@ -71,7 +71,7 @@ def _answer_log_prob(engine, passage: str, question: str, answer: str) -> float:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: v0.3 soft tokens do not carry exact facts yet (chance level; model card)",
+    reason="known gap: the default model's soft tokens do not carry exact facts yet (model card)",
 )
 def test_the_answer_is_likelier_from_its_own_passage_than_from_another(default_engine, held_out_corpus_questions):
     """Reading, not guessing: held-out passages (unseen names) make their own answers likelier."""

@@ -40,7 +40,7 @@ def test_the_fair_baseline_reads_the_retrieved_nodes_through_the_query_engine(tu
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: v0.3 soft tokens do not carry exact facts (on these 20 questions GMSA EM 0.05 against "
+    reason="known gap: the default model's soft tokens do not carry exact facts (v0.3: GMSA EM 0.05 against "
     "0.35 for the fair tuned baseline reading the text; on 30, F1 0.14 against 0.47: model card)",
 )
 def test_gmsa_query_engine_answers_as_well_as_the_fair_baseline(
