@@ -182,7 +182,10 @@ def run_demo(
     work = Path(workdir) if workdir else default_workdir()
     index_dir = work / f"index-{_corpus_key(corpus_path)}"
     print(f"working directory: {work}")
-    engine = GMSAEngine.from_pretrained(model, store=SoftTokenStore(work / "soft_tokens"))
+    engine = GMSAEngine.from_pretrained(model)
+    # one store per model: after an upgrade of the default model, the old model's soft tokens stay apart
+    engine.store = SoftTokenStore(work / "soft_tokens" / engine.fingerprint[:16])
+    engine.store.bind(engine.fingerprint)
     tuned_dir = default_tuned_baseline() if model is None else None
     tuned = GMSAEngine.from_pretrained(tuned_dir) if tuned_dir else None
     if model is None:

@@ -36,7 +36,12 @@ def test_own_corpus_and_question_reuse_the_index_and_store(tiny_model, tmp_path,
         and "Mira Solen was born in Kethport." in first
         and "[LlamaIndex] Q: Where was Mira born?" in first
     )
-    store = SoftTokenStore(tmp_path / "work" / "soft_tokens")
-    assert len(store) == 2
+    (folder,) = (tmp_path / "work" / "soft_tokens").iterdir()  # one store per model
+    assert len(SoftTokenStore(folder)) == 2
     assert run_demo("Where was Mira born?", **args) == 0
     assert "'misses': 0" in capsys.readouterr().out  # the second run reads every soft token from the store
+    # another model (e.g. after an upgrade of the default one) in the same working directory gets its own store
+    other = make_engine(seed=7, max_positions=2048).save_pretrained(tmp_path / "other")
+    assert run_demo("Where was Mira born?", **{**args, "model": str(other)}) == 0
+    assert "'misses': 2" in capsys.readouterr().out
+    assert len(list((tmp_path / "work" / "soft_tokens").iterdir())) == 2
