@@ -75,7 +75,7 @@ def evaluate_reconstruction(
     references = [row.text for row in rows]
     instruction = engine.config.ae_instruction
     for rate in rates:
-        soft = [engine.compress([text], rate=rate)[0] for text in references]
+        soft = engine.compress(references, rate=rate)
         values: dict[str, float] = {}
         nll, nll_other, hypotheses = [], [], []
         for i, text in enumerate(
