@@ -53,6 +53,9 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="likelihood only (nll, nll_other, nll_gain): one forward pass per passage, no restatement",
     )
+    recon.add_argument(
+        "--max-length", type=int, default=None, help="cut each passage to its first N tokens (as training's flag)"
+    )
     qa.add_argument("--methods", type=_methods, default=None, help=",".join(QA_METHODS) + " (default: all available)")
     qa.add_argument(
         "--tuned-baseline",
@@ -88,7 +91,8 @@ def run_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows: list[Row]
     if args.task == "recon":
-        options = {"decoder": args.decoder, "generate": args.generate, "show_progress": args.show_progress}
+        options = {"decoder": args.decoder, "generate": args.generate, "max_length": args.max_length}
+        options["show_progress"] = args.show_progress
         rows = evaluate_reconstruction(engine, records, args.rates, **options)
         if args.baseline:
             baseline = GMSAEngine.from_pretrained(args.baseline, device=args.device)
@@ -110,6 +114,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "data": args.data,
         "model": args.model or "default",
         "baseline": getattr(args, "baseline", None),
+        "max_length": getattr(args, "max_length", None),
         "examples": len(records),
         "seconds": round(time.perf_counter() - start, 1),
         "hardware": {"device": str(engine.device), "machine": platform.machine(), "python": platform.python_version()},

@@ -54,12 +54,12 @@ def run_train(args: argparse.Namespace) -> int:
             config = TrainConfig.from_options(given)
     except (TypeError, ValueError) as exc:
         raise SystemExit(f"gmsa train {args.stage}: {exc}") from None
-    train(config, callbacks=[_validation(args)] if args.val_data else [])
+    train(config, callbacks=[_validation(args, config.max_length)] if args.val_data else [])
     print(f"checkpoint written to {config.output_dir}")
     return 0
 
 
-def _validation(args: argparse.Namespace):
+def _validation(args: argparse.Namespace, max_length: int):
     """The ``--val-*`` flags as a callback factory. The command line composes training with evaluation;
     the training library itself never imports evaluation."""
     from ..data.records import AERow, QARow, read_rows
@@ -68,7 +68,8 @@ def _validation(args: argparse.Namespace):
     rows = [row for path in args.val_data.split(",") for row in read_rows(path, "mixed")]
     ae_rows = [r for r in rows if isinstance(r, AERow)][: args.val_samples]
     qa_rows = [r for r in rows if isinstance(r, QARow)][: args.val_samples]
-    return lambda engine: ValidationCallback(engine, ae_rows, qa_rows, every=args.val_every, rate=args.val_rate)
+    options = {"every": args.val_every, "rate": args.val_rate, "max_length": max_length}
+    return lambda engine: ValidationCallback(engine, ae_rows, qa_rows, **options)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:

@@ -22,6 +22,9 @@ from .harness import evaluate_qa, evaluate_reconstruction
 class ValidationCallback(TrainerCallback):
     """Every ``every`` optimizer steps (and at the end), evaluate ``engine`` at ``rate`` and log it.
 
+    ``max_length`` cuts the validation passages as training cuts its own (``TrainConfig.max_length``), so
+    reconstruction is measured on the length the model learns to restate.
+
     Example:
         >>> from gmsa_integrations.training import TrainConfig, train
         >>> callback = lambda engine: ValidationCallback(engine, ae_rows, qa_rows, every=100)  # doctest: +SKIP
@@ -36,13 +39,14 @@ class ValidationCallback(TrainerCallback):
         *,
         every: int,
         rate: int = 4,
+        max_length: int | None = None,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
         if not ae_rows and not qa_rows:
             raise ValueError("ValidationCallback needs autoencoder rows, QA rows, or both")
         self.engine, self.ae_rows, self.qa_rows = engine, list(ae_rows), list(qa_rows)
-        self.every, self.rate = every, rate
+        self.every, self.rate, self.max_length = every, rate, max_length
 
     def measure(self) -> dict[str, float]:
         """The validation metrics of the engine as it is now: ``val_bleu_4x``, ``val_nll_4x`` and ``val_nll_gain_4x``
@@ -53,7 +57,7 @@ class ValidationCallback(TrainerCallback):
         try:
             values: dict[str, float] = {}
             if self.ae_rows:
-                (recon,) = evaluate_reconstruction(self.engine, self.ae_rows, [self.rate])
+                (recon,) = evaluate_reconstruction(self.engine, self.ae_rows, [self.rate], max_length=self.max_length)
                 for key in ("bleu", "nll", "nll_gain"):
                     if key in recon.values:
                         values[f"val_{key}_{self.rate}x"] = recon.values[key]

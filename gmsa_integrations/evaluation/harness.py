@@ -58,9 +58,13 @@ def evaluate_reconstruction(
     method: str = "gmsa",
     decoder: str = "auto",
     generate: bool = True,
+    max_length: int | None = None,
     show_progress: bool = False,
 ) -> list[Row]:
     """Reconstruction quality at each rate.
+
+    ``max_length`` cuts each passage to its first N tokens first, as ``gmsa train --max-length`` cuts the
+    passages a model learns to restate: a model trained on short passages is measured on what it learned.
 
     Likelihood (teacher-forced, one forward pass per passage): ``nll``, nats per token of restating each
     passage from its own soft tokens; ``nll_other``, the same text from the next passage's soft tokens (what
@@ -71,8 +75,10 @@ def evaluate_reconstruction(
     """
     if not rows:
         raise ValueError("evaluate_reconstruction needs at least one passage")
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
     results = []
-    references = [row.text for row in rows]
+    references = [row.text if max_length is None else _first_tokens(engine, row.text, max_length) for row in rows]
     instruction = engine.config.ae_instruction
     for rate in rates:
         soft = engine.compress(references, rate=rate)
@@ -106,6 +112,11 @@ def evaluate_reconstruction(
     return results
 
 
+def _first_tokens(engine: GMSAEngine, text: str, n: int) -> str:
+    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= n else engine.tokenizer.decode(ids[:n])
+
+
 def surprisal(engine: GMSAEngine, ids: list[int]) -> torch.Tensor:
     """-log p(token_t | BOS, tokens before t) under the original backbone, one value per token."""
     bos = engine.tokenizer.bos_token_id
@@ -125,8 +136,7 @@ def _budget(n_tokens: int, rate: int) -> int:
 
 
 def truncate_passage(engine: GMSAEngine, passage: str, rate: int) -> str:
-    ids = engine.tokenizer(passage, add_special_tokens=False)["input_ids"]
-    return engine.tokenizer.decode(ids[: _budget(len(ids), rate)])
+    return _first_tokens(engine, passage, _budget(engine.count_tokens(passage), rate))
 
 
 def drop_tokens(engine: GMSAEngine, passage: str, rate: int) -> str:

@@ -1,6 +1,7 @@
 """``gmsa train``: flags generated from the dataclasses, YAML with the same names, flags over YAML."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -49,3 +50,14 @@ def test_bad_flag_values_are_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         _parse("--paradigm", "bogus")
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_validation_flags_cut_passages_as_training_does(tmp_path):
+    from gmsa_integrations.cli.train import _validation
+
+    rows = [{"text": "Mira Solen was born in Kethport."}, {"question": "Q?", "answers": ["A"], "passages": ["P."]}]
+    (tmp_path / "val.jsonl").write_text("".join(f"{json.dumps(r)}\n" for r in rows))
+    args = _parse("--val-data", str(tmp_path / "val.jsonl"), "--val-every", "7", "--val-samples", "1")
+    callback = _validation(args, max_length=32)(engine=None)
+    assert (callback.every, callback.max_length) == (7, 32)
+    assert [r.text for r in callback.ae_rows] == [rows[0]["text"]] and len(callback.qa_rows) == 1

@@ -8,7 +8,7 @@ import pytest
 from gmsa_integrations.data.records import AERow, QARow
 from gmsa_integrations.engine import GMSAConfig
 from gmsa_integrations.evaluation.callback import ValidationCallback
-from gmsa_integrations.evaluation.harness import plot_training_log, read_training_log
+from gmsa_integrations.evaluation.harness import evaluate_reconstruction, plot_training_log, read_training_log
 from gmsa_integrations.testing import char_tokenizer, random_backbone
 from gmsa_integrations.training import TrainConfig, train
 
@@ -54,6 +54,18 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
     series = plot_training_log(str(tmp_path / "with" / "log.jsonl"), str(tmp_path / "curves.png"))
     assert [s for s, _ in series["val_em_4x"]] == [3, 6] == [s for s, _ in series["val_nll_4x"]]
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_validation_measures_passages_cut_as_training_cuts_them():
+    from tests.conftest import make_engine
+
+    engine = make_engine("llama")
+    rows = [AERow(t) for t in TEXTS]
+    cut = ValidationCallback(engine, rows, [], every=1, max_length=8).measure()
+    (expected,) = evaluate_reconstruction(engine, rows, [4], max_length=8)
+    assert cut == pytest.approx({f"val_{k}_4x": expected.values[k] for k in ("bleu", "nll", "nll_gain")})
+    whole = ValidationCallback(engine, rows, [], every=1).measure()
+    assert whole["val_nll_4x"] != pytest.approx(cut["val_nll_4x"])
 
 
 def test_bad_arguments_are_named():

@@ -57,6 +57,20 @@ def test_reconstruction_likelihood_is_what_the_soft_tokens_carry(engine, monkeyp
     assert single.values["nll"] == pytest.approx(expected, rel=1e-5) and "nll_gain" not in single.values
 
 
+def test_reconstruction_measures_the_first_max_length_tokens(engine):
+    texts = [PASSAGE, "Short text, but longer than eight tokens."]
+    cuts = [engine.tokenizer.decode(engine.tokenizer(t, add_special_tokens=False)["input_ids"][:8]) for t in texts]
+    assert all(engine.count_tokens(c) == 8 for c in cuts)
+    rows = [AERow(t) for t in texts]
+    (measured,) = evaluate_reconstruction(engine, rows, [4], generate=False, max_length=8)
+    (expected,) = evaluate_reconstruction(engine, [AERow(c) for c in cuts], [4], generate=False)
+    assert measured.values == pytest.approx(expected.values)
+    (whole,) = evaluate_reconstruction(engine, rows, [4], generate=False)
+    assert whole.values["nll"] != pytest.approx(measured.values["nll"])
+    with pytest.raises(ValueError, match="max_length"):
+        evaluate_reconstruction(engine, rows, [4], max_length=0)
+
+
 def test_qa_rows_cover_every_method(engine):
     data = [QARow("Where was Ada Lind born?", ("Varnholm",), (PASSAGE, "Kettle Mining is a mining company."))]
     rows = evaluate_qa(engine, data, [4, 8])
