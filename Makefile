@@ -131,6 +131,35 @@ $(DM_EXPORT)/gmsa_weights.safetensors: $(DM)/keft/gmsa_weights.safetensors
 $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors: $(DM)/baseline/gmsa_weights.safetensors
 	$(GMSA) export --model $(DM)/baseline --out $(DM_EXPORT)/full_context_tuned --dtype float16
 
+# Group merging against ICAE-style memory tokens at an equal budget (the reconstruction table's comparison):
+# the same backbone, frozen decoder, encoder layers, LoRA, data, steps, learning rate and number of soft
+# tokens; only how the encoder's states become soft tokens differs. Short passages (32 tokens) so that both
+# learn to read within 2-core CPU time: both runs together take ~2 h (make -j2, one thread each).
+CMP := build/compare
+CMP_STEPS := 400
+CMP_MAXLEN := 32
+CMP_PARADIGM_gm := group-merging
+CMP_PARADIGM_icae := memory-tokens
+.PHONY: compare-icae
+compare-icae:
+	OMP_NUM_THREADS=1 $(MAKE) -j2 DM=$(DM_CPU) DM_AE_WORLDS=40 $(CMP)/gm/gmsa_weights.safetensors \
+		$(CMP)/icae/gmsa_weights.safetensors
+	$(GMSA) eval recon --model $(CMP)/gm --baseline $(CMP)/icae --data $(DM_CPU)/data_ae/ae_test.jsonl --rates 4 \
+		--max-length $(CMP_MAXLEN) --limit 60 --json $(CMP)/recon.json --no-progress
+	$(GMSA) eval recon --model $(CMP)/gm --baseline $(CMP)/icae --data $(DM_CPU)/prose/prose_test.jsonl --rates 4 \
+		--max-length $(CMP_MAXLEN) --limit 60 --json $(CMP)/recon_prose.json --no-progress
+	$(GMSA) eval curves --log "group merging=$(CMP)/gm/log.jsonl" --log "ICAE-style=$(CMP)/icae/log.jsonl" \
+		--plot $(CMP)/curves.png --title "equal budget, 32-token passages, rate 4"
+$(CMP)/val.jsonl: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/prose_train.jsonl
+	mkdir -p $(CMP)
+	(head -12 $(DM)/data_ae/ae_validation.jsonl; head -4 $(DM)/prose/prose_validation.jsonl) > $@
+$(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/prose_train.jsonl $(CMP)/val.jsonl
+	$(GMSA) train ae --backbone $(DM_BACKBONE) --paradigm $(CMP_PARADIGM_$*) --output-dir $(CMP)/$* \
+		--data $(DM)/data_ae/ae_train.jsonl,$(DM)/prose/prose_train.jsonl --rates 4 --max-length $(CMP_MAXLEN) \
+		--max-window-tokens $(CMP_MAXLEN) --batch-size 8 --learning-rate 2e-3 --warmup-steps 20 \
+		--max-steps $(CMP_STEPS) --save-steps 50 --save-total-limit 6 --logging-steps 10 --no-show-progress \
+		--resume latest --val-data $(CMP)/val.jsonl --val-every 100 --val-samples 16
+
 # The model card's tables and curves: QA (every method) and reconstruction (synthetic and prose) on held-out
 # data, the learning curves from the training log, and the latency benchmark on the default model.
 default-model-eval: $(DM_EXPORT)/gmsa_weights.safetensors $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors

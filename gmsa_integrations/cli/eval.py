@@ -6,6 +6,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 from ..evaluation.harness import (
@@ -65,18 +66,31 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     recon.set_defaults(func=run_eval)
     qa.set_defaults(func=run_eval)
     curves = tasks.add_parser("curves", help="plot a training run's loss and validation metrics (log.jsonl)")
-    curves.add_argument("--log", required=True, help="log.jsonl of a training run")
+    curves.add_argument(
+        "--log",
+        required=True,
+        action="append",
+        help="log.jsonl of a training run; repeat as LABEL=PATH to overlay runs (--log gm=a.jsonl --log icae=b.jsonl)",
+    )
     curves.add_argument("--plot", required=True, help="PNG to write")
     curves.add_argument("--title", default="training", help="figure title")
     curves.set_defaults(func=run_curves)
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    series = plot_training_log(args.log, args.plot, args.title)
+    runs = dict(_labelled(log) for log in args.log)
+    if len(runs) != len(args.log):
+        raise SystemExit("gmsa eval curves: each --log needs its own label when several are given")
+    series = plot_training_log(runs if len(runs) > 1 else next(iter(runs.values())), args.plot, args.title)
     for key, points in series.items():
         step, value = points[-1]
         print(f"{key}: {len(points)} points, last {value:.4f} at step {step}")
     return 0
+
+
+def _labelled(log: str) -> tuple[str, str]:
+    label, sep, path = log.partition("=")
+    return (label, path) if sep else (Path(log).parent.name, log)
 
 
 def run_eval(args: argparse.Namespace) -> int:

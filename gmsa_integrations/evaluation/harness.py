@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,37 +277,48 @@ def read_training_log(path: str) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
-def plot_training_log(path: str, png: str, title: str = "training") -> dict[str, list[tuple[int, float]]]:
+def plot_training_log(
+    path: str | Mapping[str, str], png: str, title: str = "training"
+) -> dict[str, list[tuple[int, float]]]:
     """Training loss with the held-out likelihoods (left, nats per token) and held-out scores (right, 0-1)
-    against the step; returns the series."""
+    against the step; returns the series.
+
+    ``path`` is one ``log.jsonl``, or ``{run label: log.jsonl}`` to overlay runs (one colour per run, one line
+    style per metric); the series are then keyed ``"label: metric"``.
+    """
     matplotlib = require("matplotlib", "eval")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read_training_log(path)
+    runs = {"": path} if isinstance(path, str) else dict(path)
+    if not runs:
+        raise ValueError("plot_training_log needs at least one log")
+    logs = {label: read_training_log(log) for label, log in runs.items()}
+    series = {f"{label}: {key}" if label else key: v for label, log in logs.items() for key, v in log.items()}
     # likelihoods share the loss's unit (nats per token); scores in 0-1 get their own panel
-    in_nats = {k: v for k, v in series.items() if k.startswith("val_nll")}
-    scores = {k: v for k, v in series.items() if k.startswith("val_") and k not in in_nats}
-    fig, axes = plt.subplots(1, 2 if scores else 1, figsize=(11 if scores else 6, 4), squeeze=False, sharex=True)
-    steps, losses = zip(*series["loss"], strict=True)
-    axes[0][0].plot(steps, losses, label="training loss")
-    for key, points in in_nats.items():
-        x, y = zip(*points, strict=True)
-        axes[0][0].plot(x, y, marker="o", label=key.removeprefix("val_"))
-    axes[0][0].set_xlabel("step")
-    axes[0][0].set_ylabel("nats per target token")
-    axes[0][0].grid(alpha=0.3)
-    if in_nats:
-        axes[0][0].legend()
-    if scores:
-        for key, points in scores.items():
-            x, y = zip(*points, strict=True)
-            axes[0][1].plot(x, y, marker="o", label=key.removeprefix("val_"))
-        axes[0][1].set_xlabel("step")
-        axes[0][1].set_ylabel("held-out score (0-1)")
-        axes[0][1].set_ylim(0, 1)
-        axes[0][1].grid(alpha=0.3)
-        axes[0][1].legend()
+    has_scores = any(k.startswith("val_") and not k.startswith("val_nll") for log in logs.values() for k in log)
+    fig, axes = plt.subplots(1, 2 if has_scores else 1, figsize=(11 if has_scores else 6, 4), squeeze=False)
+    nats, scores = axes[0][0], axes[0][-1]
+    styles = ("-", "--", ":", "-.")
+    for colour, (label, log) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 8, logs.items(), strict=False):
+        prefix = f"{label}: " if label else ""
+        x, y = zip(*log["loss"], strict=True)
+        nats.plot(x, y, color=colour if label else None, alpha=0.6 if label else 1.0, label=f"{prefix}training loss")
+        metrics_of_run = [k for k in log if k.startswith("val_")]
+        for n, key in enumerate(metrics_of_run):
+            x, y = zip(*log[key], strict=True)
+            axis = nats if key.startswith("val_nll") else scores
+            style = {"color": colour, "linestyle": styles[n % len(styles)]} if label else {}
+            axis.plot(x, y, marker="o", label=prefix + key.removeprefix("val_"), **style)
+    nats.set_ylabel("nats per target token")
+    if has_scores:
+        scores.set_ylabel("held-out score (0-1)")
+        scores.set_ylim(0, 1)
+    for axis in axes[0]:
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0] and (axis is scores or len(logs) > 1 or len(axis.lines) > 1):
+            axis.legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(png, dpi=120)

@@ -55,6 +55,16 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
     assert [s for s, _ in series["val_em_4x"]] == [3, 6] == [s for s, _ in series["val_nll_4x"]]
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
+    # two runs overlaid in one figure, each series under its run's label
+    runs = {"gm": str(tmp_path / "with" / "log.jsonl"), "plain": str(tmp_path / "without" / "log.jsonl")}
+    overlaid = plot_training_log(runs, str(tmp_path / "both.png"))
+    assert (
+        overlaid["gm: val_nll_4x"] == series["val_nll_4x"]
+        and overlaid["gm: loss"] == series["loss"]
+        and "plain: loss" in overlaid
+    )
+    assert "plain: val_nll_4x" not in overlaid and (tmp_path / "both.png").stat().st_size > 1000
+
 
 def test_validation_measures_passages_cut_as_training_cuts_them():
     from tests.conftest import make_engine
@@ -79,3 +89,21 @@ def test_a_log_without_losses_is_refused(tmp_path):
     (tmp_path / "log.jsonl").write_text('{"step": 1, "val_em_4x": 0.5}\n')
     with pytest.raises(ValueError, match="no loss"):
         read_training_log(str(tmp_path / "log.jsonl"))
+
+
+def test_cli_overlays_labelled_runs_and_refuses_duplicate_labels(tmp_path, capsys):
+    from gmsa_integrations.cli import main
+
+    for run, loss in (("gm", 2.0), ("icae", 3.0)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "log.jsonl").write_text(
+            f'{{"step": 10, "loss": {loss}}}\n{{"step": 10, "val_nll_4x": 1.5}}\n'
+        )
+    logs = ["--log", f"gm={tmp_path}/gm/log.jsonl", "--log", f"icae={tmp_path}/icae/log.jsonl"]
+    assert main(["eval", "curves", *logs, "--plot", str(tmp_path / "c.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "gm: loss: 1 points, last 2.0000" in printed and "icae: val_nll_4x" in printed
+    with pytest.raises(SystemExit, match="label"):
+        main(
+            ["eval", "curves", "--log", f"{tmp_path}/gm/log.jsonl", "--log", f"{tmp_path}/gm/log.jsonl", "--plot", "x"]
+        )
