@@ -299,17 +299,15 @@ def plot_training_log(
     has_scores = any(k.startswith("val_") and not k.startswith("val_nll") for log in logs.values() for k in log)
     fig, axes = plt.subplots(1, 2 if has_scores else 1, figsize=(11 if has_scores else 6, 4), squeeze=False)
     nats, scores = axes[0][0], axes[0][-1]
-    styles = ("-", "--", ":", "-.")
-    for colour, (label, log) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 8, logs.items(), strict=False):
+    colours, styles = plt.rcParams["axes.prop_cycle"].by_key()["color"], ("-", "--", ":", "-.")
+    for i, (label, log) in enumerate(logs.items()):
         prefix = f"{label}: " if label else ""
-        x, y = zip(*log["loss"], strict=True)
-        nats.plot(x, y, color=colour if label else None, alpha=0.6 if label else 1.0, label=f"{prefix}training loss")
-        metrics_of_run = [k for k in log if k.startswith("val_")]
-        for n, key in enumerate(metrics_of_run):
-            x, y = zip(*log[key], strict=True)
+        run_style = {"color": colours[i % len(colours)], "alpha": 0.6} if label else {}
+        nats.plot(*zip(*log["loss"], strict=True), label=f"{prefix}training loss", **run_style)
+        for n, key in enumerate(k for k in log if k.startswith("val_")):
             axis = nats if key.startswith("val_nll") else scores
-            style = {"color": colour, "linestyle": styles[n % len(styles)]} if label else {}
-            axis.plot(x, y, marker="o", label=prefix + key.removeprefix("val_"), **style)
+            style = {"color": run_style["color"], "linestyle": styles[n % len(styles)]} if label else {}
+            axis.plot(*zip(*log[key], strict=True), marker="o", label=prefix + key.removeprefix("val_"), **style)
     nats.set_ylabel("nats per target token")
     if has_scores:
         scores.set_ylabel("held-out score (0-1)")
@@ -317,7 +315,7 @@ def plot_training_log(
     for axis in axes[0]:
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0] and (axis is scores or len(logs) > 1 or len(axis.lines) > 1):
+        if len(axis.lines) > 1 or (has_scores and axis is scores):
             axis.legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
