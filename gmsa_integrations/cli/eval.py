@@ -105,8 +105,12 @@ def run_eval(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows: list[Row]
     if args.task == "recon":
-        options = {"decoder": args.decoder, "generate": args.generate, "max_length": args.max_length}
-        options["show_progress"] = args.show_progress
+        options = {
+            "decoder": args.decoder,
+            "generate": args.generate,
+            "max_length": args.max_length,
+            "show_progress": args.show_progress,
+        }
         rows = evaluate_reconstruction(engine, records, args.rates, **options)
         if args.baseline:
             baseline = GMSAEngine.from_pretrained(args.baseline, device=args.device)

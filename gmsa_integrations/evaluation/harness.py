@@ -136,7 +136,8 @@ def _budget(n_tokens: int, rate: int) -> int:
 
 
 def truncate_passage(engine: GMSAEngine, passage: str, rate: int) -> str:
-    return _first_tokens(engine, passage, _budget(engine.count_tokens(passage), rate))
+    ids = engine.tokenizer(passage, add_special_tokens=False)["input_ids"]
+    return engine.tokenizer.decode(ids[: _budget(len(ids), rate)])
 
 
 def drop_tokens(engine: GMSAEngine, passage: str, rate: int) -> str:
