@@ -138,8 +138,8 @@ $(DM_EXPORT)/full_context_tuned/gmsa_weights.safetensors: $(DM)/baseline/gmsa_we
 CMP := build/compare
 CMP_STEPS := 400
 CMP_MAXLEN := 32
-CMP_PARADIGM_gm := group-merging
-CMP_PARADIGM_icae := memory-tokens
+CMP_FLAGS_gm := --paradigm group-merging --lsa-output-scale final-norm
+CMP_FLAGS_icae := --paradigm memory-tokens
 .PHONY: compare-icae
 compare-icae:
 	OMP_NUM_THREADS=1 $(MAKE) -j2 DM=$(DM_CPU) DM_AE_WORLDS=40 $(CMP)/gm/gmsa_weights.safetensors \
@@ -154,7 +154,7 @@ $(CMP)/val.jsonl: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/prose_train.jsonl
 	mkdir -p $(CMP)
 	(head -12 $(DM)/data_ae/ae_validation.jsonl; head -4 $(DM)/prose/prose_validation.jsonl) > $@
 $(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/prose_train.jsonl $(CMP)/val.jsonl
-	$(GMSA) train ae --backbone $(DM_BACKBONE) --paradigm $(CMP_PARADIGM_$*) --output-dir $(CMP)/$* \
+	$(GMSA) train ae --backbone $(DM_BACKBONE) $(CMP_FLAGS_$*) --output-dir $(CMP)/$* \
 		--data $(DM)/data_ae/ae_train.jsonl,$(DM)/prose/prose_train.jsonl --rates 4 --max-length $(CMP_MAXLEN) \
 		--max-window-tokens $(CMP_MAXLEN) --batch-size 8 --learning-rate 2e-3 --warmup-steps 20 \
 		--max-steps $(CMP_STEPS) --save-steps 50 --save-total-limit 6 --logging-steps 10 --no-show-progress \

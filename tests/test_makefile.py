@@ -79,8 +79,9 @@ def test_icae_comparison_trains_both_paradigms_alike_and_measures_them_on_held_o
     ]
     trainings = [argv for argv in commands if argv[:2] == ["train", "ae"]]
     assert sorted(argv[argv.index("--paradigm") + 1] for argv in trainings) == ["group-merging", "memory-tokens"]
-    # only the paradigm and the output folder differ: the same backbone, data, steps, rate and soft-token budget
-    drop = {"--paradigm", "--output-dir"}
+    # only the paradigm (with the LSA's initial scale, group merging's own option) and the output folder
+    # differ: the same backbone, data, steps, rate and soft-token budget
+    drop = {"--paradigm", "--output-dir", "--lsa-output-scale"}
     same = [
         [a for i, a in enumerate(argv) if a not in drop and (i == 0 or argv[i - 1] not in drop)] for argv in trainings
     ]

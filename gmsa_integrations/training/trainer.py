@@ -65,6 +65,10 @@ class TrainConfig:
     batch_size: int = 4
     learning_rate: float | None = None
     """Default: 1e-4 for ``ae`` and 1e-5 for ``keft`` (the paper's)."""
+    lsa_learning_rate: float | None = None
+    """Stage ``ae``: the LSA block's own learning rate (default: ``learning_rate``). The LSA is a full pretrained
+    decoder layer, while the encoder's LoRA starts at zero, so the rate that suits the LoRA can be far too high
+    for it."""
     rates: list[int] = field(default_factory=lambda: [4, 8])
     """A compression rate is sampled per sample from this set; one value means fixed-rate training."""
     gmsa: GMSAConfig = field(default_factory=GMSAConfig)
@@ -134,6 +138,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.learning_rate is None:
             self.learning_rate = 1e-4 if self.stage == "ae" else 1e-5
+        if self.lsa_learning_rate is not None:
+            if isinstance(self.lsa_learning_rate, bool) or not isinstance(self.lsa_learning_rate, (int, float)):
+                raise TypeError(f"lsa_learning_rate must be a number, got {type(self.lsa_learning_rate).__name__}")
+            if self.lsa_learning_rate < 0:
+                raise ValueError(f"lsa_learning_rate must be >= 0, got {self.lsa_learning_rate}")
+            if self.stage != "ae":
+                raise ValueError(
+                    f"lsa_learning_rate applies to stage ae only; stage {self.stage} does not train the LSA"
+                )
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TrainConfig:
@@ -206,9 +219,28 @@ class JsonlLogCallback(TrainerCallback):
 class GMSATrainer(Trainer):
     """`Trainer` whose checkpoints are GMSA checkpoints (safetensors + JSON), not a raw state dict."""
 
-    def __init__(self, *args: Any, engine: GMSAEngine, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, engine: GMSAEngine, lsa_learning_rate: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.engine = engine
+        self.lsa_learning_rate = lsa_learning_rate
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the LSA's parameters in groups of their own at ``lsa_learning_rate``
+        (the schedule scales every group's rate alike)."""
+        if self.optimizer is not None or self.lsa_learning_rate is None:
+            return super().create_optimizer(model)
+        optimizer = super().create_optimizer(model)
+        lsa = {id(p) for p in self.engine.model.lsa.parameters() if p.requires_grad}
+        groups = []
+        for group in optimizer.param_groups:
+            for in_lsa in (False, True):
+                params = [p for p in group["params"] if (id(p) in lsa) == in_lsa]
+                if params:
+                    groups.append({**group, "params": params, **({"lr": self.lsa_learning_rate} if in_lsa else {})})
+        optimizer.param_groups.clear()  # no state yet: regrouping is all that changes
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -406,6 +438,10 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         row for path in config.data.split(",") for row in read_rows(path, "mixed" if config.stage == "ae" else "qa")
     ]
     engine = _build_engine(config)
+    if config.lsa_learning_rate is not None and (
+        engine.config.paradigm != "group-merging" or engine.config.lsa_layers == 0
+    ):
+        raise ValueError("lsa_learning_rate needs an LSA block (group-merging paradigm with lsa_layers >= 1)")
     select_trainable(
         engine, config.stage, config.keft_mode, config.keft_lora_r, config.keft_lora_alpha, config.ae_decoder
     )
@@ -455,6 +491,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         data_collator=collator,
         callbacks=[JsonlLogCallback(output_dir / "log.jsonl"), *(make(engine) for make in callbacks)],
         engine=engine,
+        lsa_learning_rate=config.lsa_learning_rate,
     )
     resume = config.resume
     if resume == "latest":

@@ -181,6 +181,25 @@ def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
     assert steps == [5, 10, 15, 20, 25, 30]
 
 
+def test_lsa_learning_rate_sets_the_lsa_apart_from_the_encoder_lora(workdir):
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(workdir / "lsa_lr"),
+        max_steps=3,
+        batch_size=4,
+        learning_rate=5e-3,
+        lsa_learning_rate=0.0,
+        **SMALL,
+    )
+    trained = train(config).model.state_dict()
+    initial = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config()).model.state_dict()
+    lsa = [k for k in initial if k.startswith("lsa.")]
+    assert lsa and all(torch.equal(initial[k], trained[k]) for k in lsa)
+    assert any(not torch.equal(initial[k], trained[k]) for k in initial if "lora_B" in k)
+
+
 def test_memory_tokens_baseline_trains_and_loads(workdir):
     config = TrainConfig(
         stage="ae",
@@ -301,6 +320,25 @@ def test_bad_train_config_is_a_clear_error():
         TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", rates="4,x")
     with pytest.raises(ValueError, match="keft_mode"):
         TrainConfig(stage="keft", init="i", data="x", output_dir="y", keft_mode="bogus")
+    with pytest.raises(ValueError, match="lsa_learning_rate"):
+        TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", lsa_learning_rate=-1e-4)
+    with pytest.raises(ValueError, match="lsa_learning_rate applies to stage ae"):
+        TrainConfig(stage="keft", init="i", data="x", output_dir="y", lsa_learning_rate=1e-4)
+
+
+def test_lsa_learning_rate_without_an_lsa_is_refused(workdir, tmp_path):
+    icae = dataclasses.replace(SMALL_GMSA, paradigm="memory-tokens")
+    config = TrainConfig(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(tmp_path / "icae"),
+        max_steps=1,
+        lsa_learning_rate=1e-4,
+        **{**SMALL, "gmsa": icae},
+    )
+    with pytest.raises(ValueError, match="needs an LSA block"):
+        train(config)
 
 
 def test_keft_lora_resumes_from_its_adapters(workdir, ae_checkpoint, tmp_path):
