@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data.records import AERow, QARow
 from ..engine import GMSAEngine
-from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE
+from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE, first_tokens
 from ..extras import require
 from . import metrics
 
@@ -78,7 +78,9 @@ def evaluate_reconstruction(
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
     results = []
-    references = [row.text if max_length is None else _first_tokens(engine, row.text, max_length) for row in rows]
+    references = [
+        row.text if max_length is None else first_tokens(engine.tokenizer, row.text, max_length) for row in rows
+    ]
     instruction = engine.config.ae_instruction
     for rate in rates:
         soft = engine.compress(references, rate=rate)
@@ -110,11 +112,6 @@ def evaluate_reconstruction(
             }
         results.append(Row(method, rate, {**values, "n": len(references)}))
     return results
-
-
-def _first_tokens(engine: GMSAEngine, text: str, n: int) -> str:
-    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= n else engine.tokenizer.decode(ids[:n])
 
 
 def surprisal(engine: GMSAEngine, ids: list[int]) -> torch.Tensor:

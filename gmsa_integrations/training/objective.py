@@ -20,7 +20,7 @@ from torch import nn
 from ..data.records import AERow, QARow
 from ..engine.compression import soft_tokens
 from ..engine.model import GMSAModel, base_model_of
-from ..engine.prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE
+from ..engine.prompts import AE_INSTRUCTION, ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QUESTION_TEMPLATE, first_tokens
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,10 +63,6 @@ class GMSACollator:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _truncate(self, text: str) -> str:
-        ids = self._ids(text)
-        return text if len(ids) <= self.max_length else self.tokenizer.decode(ids[: self.max_length])
-
     def sample_rate(self, index: int) -> int:
         return random.Random(f"{self.seed}:{index}").choice(list(self.rates))
 
@@ -79,7 +75,7 @@ class GMSACollator:
                 text_ids = self._ids(row.text)[: self.max_length]
                 contexts, prompt, target = [text_ids], self._instruction_ids, text_ids
             elif self.context_as_text:
-                texts = [self._truncate(p) for p in row.passages]
+                texts = [first_tokens(self.tokenizer, p, self.max_length) for p in row.passages]
                 contexts = []
                 prompt = self._ids(self.passage_separator.join(texts) + self.qa_template.format(question=row.question))
                 target = self._ids(self.answer_template.format(answer=row.answers[0]))

@@ -34,6 +34,21 @@ def _write_jsonl(path, rows):
     return str(path)
 
 
+def _ae_config(workdir, out, **overrides) -> TrainConfig:
+    """Stage ``ae`` on the module's random backbone and restatement rows; a test overrides what it varies."""
+    fields = dict(
+        stage="ae",
+        backbone=str(workdir / "backbone"),
+        data=str(workdir / "ae.jsonl"),
+        output_dir=str(out),
+        batch_size=4,
+        learning_rate=5e-3,
+        save_steps=100,
+        **SMALL,
+    )
+    return TrainConfig(**{**fields, **overrides})
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
@@ -47,18 +62,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ae_checkpoint(workdir):
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(workdir / "ae"),
-        max_steps=40,
-        batch_size=4,
-        learning_rate=5e-3,
-        save_steps=20,
-        **SMALL,
-    )
-    train(config)
+    train(_ae_config(workdir, workdir / "ae", max_steps=40, save_steps=20))
     return workdir / "ae"
 
 
@@ -89,18 +93,7 @@ def test_autoencoder_trains_exactly_lora_and_lsa(workdir, ae_checkpoint):
 
 def test_autoencoder_can_also_tune_the_decoder_as_overrides(workdir):
     out = workdir / "ae_qkv"
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(out),
-        max_steps=3,
-        batch_size=4,
-        learning_rate=5e-3,
-        ae_decoder="qkv",
-        **SMALL,
-    )
-    train(config)
+    train(_ae_config(workdir, out, max_steps=3, ae_decoder="qkv"))
     engine = GMSAEngine.from_pretrained(out)
     names = set(engine.model.decoder_overrides())
     assert names and all(n.rsplit(".", 2)[-2] in ("q_proj", "k_proj", "v_proj") for n in names)
@@ -164,36 +157,13 @@ def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
     shutil.copytree(ae_checkpoint / "checkpoint-20", resumed / "checkpoint-20")
     # the interrupted run's log: steps after its last checkpoint (25) are redone, so they are dropped
     _write_jsonl(resumed / "log.jsonl", [{"step": s, "loss": 1.0} for s in (5, 10, 15, 20, 25)])
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(resumed),
-        max_steps=30,
-        batch_size=4,
-        learning_rate=5e-3,
-        save_steps=100,
-        resume=True,
-        **SMALL,
-    )
-    train(config)
+    train(_ae_config(workdir, resumed, max_steps=30, resume=True))
     steps = [json.loads(line)["step"] for line in (resumed / "log.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20, 25, 30]
 
 
 def test_lsa_learning_rate_sets_the_lsa_apart_from_the_encoder_lora(workdir):
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(workdir / "lsa_lr"),
-        max_steps=3,
-        batch_size=4,
-        learning_rate=5e-3,
-        lsa_learning_rate=0.0,
-        **SMALL,
-    )
-    trained = train(config).model.state_dict()
+    trained = train(_ae_config(workdir, workdir / "lsa_lr", max_steps=3, lsa_learning_rate=0.0)).model.state_dict()
     initial = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config()).model.state_dict()
     lsa = [k for k in initial if k.startswith("lsa.")]
     assert lsa and all(torch.equal(initial[k], trained[k]) for k in lsa)
@@ -201,16 +171,8 @@ def test_lsa_learning_rate_sets_the_lsa_apart_from_the_encoder_lora(workdir):
 
 
 def test_memory_tokens_baseline_trains_and_loads(workdir):
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(workdir / "icae"),
-        max_steps=5,
-        batch_size=4,
-        **{**SMALL, "gmsa": dataclasses.replace(SMALL_GMSA, paradigm="memory-tokens")},
-    )
-    train(config)
+    icae = dataclasses.replace(SMALL_GMSA, paradigm="memory-tokens")
+    train(_ae_config(workdir, workdir / "icae", max_steps=5, gmsa=icae))
     engine = GMSAEngine.from_pretrained(workdir / "icae")
     sp = engine.compress([FACTS[0]], rate=4)[0]
     assert engine.config.paradigm == "memory-tokens"
@@ -328,15 +290,7 @@ def test_bad_train_config_is_a_clear_error():
 
 def test_lsa_learning_rate_without_an_lsa_is_refused(workdir, tmp_path):
     icae = dataclasses.replace(SMALL_GMSA, paradigm="memory-tokens")
-    config = TrainConfig(
-        stage="ae",
-        backbone=str(workdir / "backbone"),
-        data=str(workdir / "ae.jsonl"),
-        output_dir=str(tmp_path / "icae"),
-        max_steps=1,
-        lsa_learning_rate=1e-4,
-        **{**SMALL, "gmsa": icae},
-    )
+    config = _ae_config(workdir, tmp_path / "icae", max_steps=1, lsa_learning_rate=1e-4, gmsa=icae)
     with pytest.raises(ValueError, match="needs an LSA block"):
         train(config)
 
