@@ -92,3 +92,23 @@ def test_icae_comparison_trains_both_paradigms_alike_and_measures_them_on_held_o
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)
+
+
+def test_cpu_continuation_trains_qa_end_to_end_from_the_previous_model_in_git_history(tmp_path):
+    dm = tmp_path / "dm"
+    command = ["make", "-n", "default-model-e2e", f"DM_E2E={dm}", "DM_E2E_FROM=abc1234", "DM_SETUP=", "PY=python"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    assert "git archive abc1234 gmsa_integrations/default_model" in script  # the same start on any clone
+    commands = [
+        shlex.split(line)[3:] for line in script.splitlines() if line.startswith("python -m gmsa_integrations ")
+    ]
+    assert [" ".join(argv[:2]) for argv in commands] == ["data synth", "data synth", "train ae", "export --model"]
+    train = commands[2]
+    assert train[train.index("--init") + 1] == f"{dm}/from" and "--resume" in train
+    # encoder LoRA, LSA and decoder LoRA together, on QA rows and restatement rows
+    assert train[train.index("--ae-decoder") + 1] == "lora"
+    assert train[train.index("--data") + 1] == f"{dm}/data/qa_train.jsonl,{dm}/data_ae/ae_train.jsonl"
+    assert commands[3][commands[3].index("--out") + 1] == "gmsa_integrations/default_model"
+    parser = build_parser()
+    for argv in commands:
+        parser.parse_args(argv)

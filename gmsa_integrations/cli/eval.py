@@ -94,7 +94,7 @@ def _labelled(log: str) -> tuple[str, str]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..data.records import read_rows
+    from ..data.records import QARow, read_rows
     from ..engine import GMSAEngine
     from ..engine.engine import default_tuned_baseline
 
@@ -136,6 +136,12 @@ def run_eval(args: argparse.Namespace) -> int:
         "examples": len(records),
         "seconds": round(time.perf_counter() - start, 1),
         "hardware": {"device": str(engine.device), "machine": platform.machine(), "python": platform.python_version()},
+        # each method's answers (or restatements) in the order of the references, to read what a score stands for
+        "references": [
+            {"question": r.question, "answers": list(r.answers)} if isinstance(r, QARow) else {"text": r.text}
+            for r in records
+        ],
+        "outputs": [{"method": r.method, "rate": r.rate, "outputs": r.outputs} for r in rows if r.outputs],
     }
     if args.json_path:
         atomic_write_bytes(args.json_path, (json.dumps(payload, indent=2) + "\n").encode())

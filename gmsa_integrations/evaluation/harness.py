@@ -22,7 +22,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,8 +45,12 @@ class Row:
     method: str
     rate: int | None
     values: dict[str, float]
+    outputs: list[str] = field(default_factory=list, repr=False)
+    """What the method produced for each evaluated row, in input order: answers (QA) or restatements
+    (reconstruction with generation), so that a score can be traced back to the text behind it."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The table line: method, rate and the scores (``outputs`` is kept apart; see ``gmsa eval --json``)."""
         return {"method": self.method, "rate": self.rate, **self.values}
 
 
@@ -110,7 +114,7 @@ def evaluate_reconstruction(
                 "exact": statistics.fmean(float(h == r.strip()) for h, r in pairs),
                 "prefix_match": statistics.fmean(metrics.prefix_match(h, r) for h, r in pairs),
             }
-        results.append(Row(method, rate, {**values, "n": len(references)}))
+        results.append(Row(method, rate, {**values, "n": len(references)}, hypotheses))
     return results
 
 
@@ -195,12 +199,13 @@ def evaluate_qa(
     results = []
     for method in methods:
         for rate in rates if method in ("gmsa", "truncate", "token_drop") else [None]:
-            ems, f1s, seconds = [], [], []
+            ems, f1s, seconds, answers = [], [], [], []
             desc = f"qa {method}" + (f" {rate}x" if rate else "")
             for row in tqdm(rows, desc=desc, leave=False, disable=not show_progress):
                 start = time.perf_counter()
                 answer = _answer_with(engine, method, row, rate or 1, tuned_baseline).strip()
                 seconds.append(time.perf_counter() - start)
+                answers.append(answer)
                 ems.append(metrics.exact_match(answer, row.answers))
                 f1s.append(metrics.f1(answer, row.answers))
             values = {
@@ -209,7 +214,7 @@ def evaluate_qa(
                 "median_latency_s": statistics.median(seconds),
                 "n": len(rows),
             }
-            results.append(Row(method, rate, values))
+            results.append(Row(method, rate, values, answers))
     return results
 
 

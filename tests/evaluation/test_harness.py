@@ -119,6 +119,12 @@ def test_cli_writes_json_rows_and_plot(engine, tmp_path, capsys):
     payload = json.loads(out.read_text())
     assert [(r["method"], r["rate"]) for r in payload["rows"]] == [("gmsa", 4), ("truncate", 4), ("no_context", None)]
     assert {"exact_match", "f1", "median_latency_s"} <= set(payload["rows"][0])
+    # every method's answer is kept beside its question, so a score can be traced to the text behind it
+    assert payload["references"] == [{"question": "Where?", "answers": ["Varnholm"]}]
+    outputs = {(o["method"], o["rate"]): o["outputs"] for o in payload["outputs"]}
+    row = QARow("Where?", ("Varnholm",), (PASSAGE,))
+    assert outputs[("gmsa", 4)] == [_answer_with(engine, "gmsa", row, 4).strip()]
+    assert outputs[("no_context", None)] == [_answer_with(engine, "no_context", row, 1).strip()]
     assert plot.stat().st_size > 1000
     assert "method" in capsys.readouterr().out
 
@@ -139,8 +145,16 @@ def test_cli_recon_with_baseline(engine, tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["method"] for r in rows] == ["gmsa", "icae"]
     assert all(r["bleu"] >= 0 and r["nll"] > 0 for r in rows)
+    payload = json.loads(out.read_text())
+    assert payload["references"] == [{"text": PASSAGE}]
+    soft = engine.compress([PASSAGE], rate=4)
+    budget = engine.count_tokens(PASSAGE) + 16
+    restated = engine.generate(engine.config.ae_instruction, soft, max_new_tokens=budget).strip()
+    assert payload["outputs"][0] == {"method": "gmsa", "rate": 4, "outputs": [restated]}
     assert main([*argv, "--no-generate"]) == 0
-    assert all("bleu" not in r and r["nll"] > 0 for r in json.loads(out.read_text())["rows"])
+    payload = json.loads(out.read_text())
+    assert all("bleu" not in r and r["nll"] > 0 for r in payload["rows"])
+    assert payload["outputs"] == []  # nothing was generated
 
 
 def test_cli_rejects_unknown_methods(capsys):
