@@ -20,7 +20,8 @@ from .harness import evaluate_qa, evaluate_reconstruction
 
 
 class ValidationCallback(TrainerCallback):
-    """Every ``every`` optimizer steps (and at the end), evaluate ``engine`` at ``rate`` and log it.
+    """At the start of a fresh run, every ``every`` optimizer steps and at the end, evaluate ``engine`` at
+    ``rate`` and log it (step 0 is the initial weights, the point every later one is compared with).
 
     ``max_length`` cuts the validation passages as training cuts its own (``TrainConfig.max_length``), so
     reconstruction is measured on the length the model learns to restate.
@@ -75,6 +76,12 @@ class ValidationCallback(TrainerCallback):
         with (Path(args.output_dir) / "log.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # a fresh run's curves start from what its initial weights (random LoRA, or --init's model) already do;
+        # a resumed run has that point in its log already
+        if state.is_world_process_zero and state.global_step == 0:
+            self._log(args, state)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero and state.global_step % self.every == 0:

@@ -43,7 +43,7 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
     train(config, callbacks=[lambda engine: ValidationCallback(engine, ae, qa, every=3, rate=4)])
     records = [json.loads(line) for line in (tmp_path / "with" / "log.jsonl").read_text().splitlines()]
     validation = [r for r in records if "val_bleu_4x" in r]
-    assert [r["step"] for r in validation] == [3, 6]
+    assert [r["step"] for r in validation] == [0, 3, 6]  # step 0: the initial weights, the curves' start
     assert all(0 <= r["val_bleu_4x"] <= 1 and r["val_em_4x"] in (0.0, 1.0) for r in validation)
     assert all(r["val_nll_4x"] > 0 and math.isfinite(r["val_nll_gain_4x"]) for r in validation)
     # measuring merges the encoder LoRA for speed; training must go on exactly as without the callback
@@ -52,7 +52,7 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
     assert [r["loss"] for r in records if "loss" in r] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
 
     series = plot_training_log(str(tmp_path / "with" / "log.jsonl"), str(tmp_path / "curves.png"))
-    assert [s for s, _ in series["val_em_4x"]] == [3, 6] == [s for s, _ in series["val_nll_4x"]]
+    assert [s for s, _ in series["val_em_4x"]] == [0, 3, 6] == [s for s, _ in series["val_nll_4x"]]
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
     # two runs overlaid in one figure, each series under its run's label
@@ -64,6 +64,20 @@ def test_validation_records_join_the_loss_records_and_leave_training_unchanged(t
         and "plain: loss" in overlaid
     )
     assert "plain: val_nll_4x" not in overlaid and (tmp_path / "both.png").stat().st_size > 1000
+
+
+def test_a_resumed_run_does_not_measure_its_start_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    callback = ValidationCallback(None, [AERow("x")], [], every=5)
+    monkeypatch.setattr(callback, "measure", lambda: {"val_nll_4x": 1.0})
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    callback.on_train_begin(args, SimpleNamespace(is_world_process_zero=True, global_step=50), None)
+    assert not (tmp_path / "log.jsonl").exists()
+    callback.on_train_begin(args, SimpleNamespace(is_world_process_zero=True, global_step=0), None)
+    assert [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [
+        {"step": 0, "val_nll_4x": 1.0}
+    ]
 
 
 def test_validation_measures_passages_cut_as_training_cuts_them():
