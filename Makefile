@@ -107,7 +107,7 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # v0.5 candidate (not shipped yet): v0.4 continued on 2 CPU cores by an end-to-end QA stage. Encoder LoRA, LSA
 # and decoder LoRA train together on the QA rows (80% of the samples; the encoder learns to keep what questions
 # ask) and fresh restatement passages (20%; as restatements are ~20x longer than answers, most target tokens).
-# v0.4 is read from git history. 4.2 s/step (~100 min) on 2 AVX-512 cores, ~9.5 s/step on 2 AVX2-only cores;
+# v0.4 is read from git history. 4.2 s/step (~100 min) on one session's 2 cores, 9.6 s/step on another's;
 # resumable (--resume latest). The export replaces the shipped model: commit it only if `gmsa eval` says better.
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
