@@ -97,6 +97,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..data.records import QARow, read_rows
     from ..engine import GMSAEngine
     from ..engine.engine import default_tuned_baseline
+    from ..engine.prompts import first_tokens
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
@@ -136,9 +137,14 @@ def run_eval(args: argparse.Namespace) -> int:
         "examples": len(records),
         "seconds": round(time.perf_counter() - start, 1),
         "hardware": {"device": str(engine.device), "machine": platform.machine(), "python": platform.python_version()},
-        # each method's answers (or restatements) in the order of the references, to read what a score stands for
+        # each method's answers (or restatements) in the order of the references, to read what a score stands for;
+        # a restatement's reference is the passage as scored (cut to --max-length)
         "references": [
-            {"question": r.question, "answers": list(r.answers)} if isinstance(r, QARow) else {"text": r.text}
+            {"question": r.question, "answers": list(r.answers)}
+            if isinstance(r, QARow)
+            else {
+                "text": r.text if args.max_length is None else first_tokens(engine.tokenizer, r.text, args.max_length)
+            }
             for r in records
         ],
         "outputs": [{"method": r.method, "rate": r.rate, "outputs": r.outputs} for r in rows if r.outputs],

@@ -155,6 +155,9 @@ def test_cli_recon_with_baseline(engine, tmp_path):
     payload = json.loads(out.read_text())
     assert all("bleu" not in r and r["nll"] > 0 for r in payload["rows"])
     assert payload["outputs"] == []  # nothing was generated
+    assert main([*argv, "--no-generate", "--max-length", "8"]) == 0
+    cut = engine.tokenizer.decode(engine.tokenizer(PASSAGE, add_special_tokens=False)["input_ids"][:8])
+    assert json.loads(out.read_text())["references"] == [{"text": cut}]  # the passage as it was scored
 
 
 def test_cli_rejects_unknown_methods(capsys):
