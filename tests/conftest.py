@@ -29,6 +29,15 @@ def make_engine(
     return engine
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gguf_cache(tmp_path_factory):
+    """One cache of dequantised GGUF backbones per test session, never the user's: the first load of the
+    default backbone fills it, and every later load (subprocesses and notebook kernels inherit it) reads it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GMSA_CACHE_DIR", str(tmp_path_factory.mktemp("gmsa-cache")))
+        yield
+
+
 @pytest.fixture(params=ARCHITECTURES)
 def engine(request) -> GMSAEngine:
     return make_engine(request.param)

