@@ -13,7 +13,8 @@ GGUF weights are dequantised by transformers (which needs the ``gguf`` package) 
 CPU (transformers reads its metadata, a 49k-token vocabulary, three times), so the dequantised float32 model
 and its tokenizer are cached once per file, as plain safetensors, in
 ``$GMSA_CACHE_DIR/gguf/<sha256>/<transformers and gguf versions>/`` (``GMSA_CACHE_DIR`` defaults to
-``~/.cache/gmsa-integrations``); later loads take about a second. ``GMSA_NO_CACHE=1`` reads the file every time.
+``~/.cache/gmsa-integrations``); later loads take about a second. Writing an entry removes the file's entries
+from other versions. ``GMSA_NO_CACHE=1`` reads the file every time.
 """
 
 from __future__ import annotations
@@ -230,7 +231,18 @@ def _load_gguf(path: Path, sha256: str, dtype: torch.dtype) -> tuple[PreTrainedM
                 shutil.rmtree(build, ignore_errors=True)
         except OSError as exc:  # a read-only or full cache costs speed, never the load
             warnings.warn(f"could not cache the dequantised GGUF backbone in {entry}: {exc}", stacklevel=3)
+        else:
+            _prune_other_versions(entry)
     return (model if dtype == torch.float32 else model.to(dtype)), tokenizer
+
+
+def _prune_other_versions(entry: Path) -> None:
+    """Remove the entries of this file written by other transformers/gguf versions: every upgrade would
+    otherwise leave a full float32 copy of the backbone behind (about 520 MB for SmolLM2). Names starting
+    with a dot are another process's entry still being written, and are left alone."""
+    for sibling in entry.parent.iterdir():
+        if sibling != entry and sibling.is_dir() and not sibling.name.startswith("."):
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _unmark_dequantised(model: PreTrainedModel) -> None:

@@ -62,6 +62,27 @@ def test_a_gguf_file_is_dequantised_once_then_read_from_the_cache(gguf_model, tm
     assert load_backbone(path, torch.bfloat16)[0].dtype == torch.bfloat16  # one float32 entry serves every dtype
 
 
+def test_caching_a_gguf_file_removes_its_entries_from_other_library_versions(gguf_model, tmp_path, monkeypatch):
+    path, _ = gguf_model
+    monkeypatch.setenv("GMSA_CACHE_DIR", str(tmp_path))
+    sha = loading.file_sha256(path)
+    stale = tmp_path / "gguf" / sha / "transformers-4.0.0-gguf-0.1.0"
+    being_written = tmp_path / "gguf" / sha / f".{sha[:12]}.other-process"
+    other_file = tmp_path / "gguf" / ("0" * 64) / "transformers-4.0.0-gguf-0.1.0"
+    for folder in (stale, being_written, other_file):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    load_backbone(path)
+    entries = sorted(p.name for p in (tmp_path / "gguf" / sha).iterdir())
+    assert entries == sorted(
+        [
+            being_written.name,
+            f"transformers-{importlib.metadata.version('transformers')}-gguf-{importlib.metadata.version('gguf')}",
+        ]
+    )
+    assert (other_file / "config.json").is_file()  # another file's entries are not this load's to prune
+
+
 def test_gguf_cache_can_be_turned_off_and_a_broken_one_costs_only_speed(gguf_model, tmp_path, monkeypatch):
     path, reference = gguf_model
     ids = torch.tensor([[5, 17, 200]])
