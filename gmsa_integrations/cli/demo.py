@@ -52,6 +52,11 @@ class Answer:
     seconds: float
 
 
+INDEX_FORMAT = "v2"
+"""Part of the index folder's name; bumped when what the demo writes into its indexes changes (v2: the
+corpus's metadata is kept out of LlamaIndex's prompts and embeddings), so an older cache is not reused."""
+
+
 def _corpus_key(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -77,7 +82,19 @@ def _llama_index(passages: list[Passage], folder: Path) -> Any:
 
     if (folder / "docstore.json").is_file():
         return load_faiss_index(folder)
-    nodes = [TextNode(text=p.text, id_=p.id, metadata=dict(p.metadata)) for p in passages]
+    # LlamaIndex shows node metadata to the LLM and the embedder by default; the corpus's fields (a title, a
+    # type) stay on the nodes as sources but out of both, so the two pipelines retrieve and prompt alike and
+    # the decoder reads the layout it was trained on
+    nodes = [
+        TextNode(
+            text=p.text,
+            id_=p.id,
+            metadata=dict(p.metadata),
+            excluded_llm_metadata_keys=list(p.metadata),
+            excluded_embed_metadata_keys=list(p.metadata),
+        )
+        for p in passages
+    ]
     return faiss_vector_index(nodes, persist_dir=folder)
 
 
@@ -180,7 +197,7 @@ def run_demo(
     if corpus:
         print(OUT_OF_DOMAIN + "\n")
     work = Path(workdir) if workdir else default_workdir()
-    index_dir = work / f"index-{_corpus_key(corpus_path)}"
+    index_dir = work / f"index-{INDEX_FORMAT}-{_corpus_key(corpus_path)}"
     print(f"working directory: {work}")
     engine = GMSAEngine.from_pretrained(model)
     # one store per model: after an upgrade of the default model, the old model's soft tokens stay apart

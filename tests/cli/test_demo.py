@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from gmsa_integrations.cli.demo import run_demo
-from gmsa_integrations.engine import SoftTokenStore
+from gmsa_integrations.cli.demo import Pipelines, run_demo
+from gmsa_integrations.data.corpus import read_corpus
+from gmsa_integrations.engine import GMSAEngine, SoftTokenStore
 from tests.conftest import make_engine
 
 
@@ -45,3 +46,20 @@ def test_own_corpus_and_question_reuse_the_index_and_store(tiny_model, tmp_path,
     assert run_demo("Where was Mira born?", **{**args, "model": str(other)}) == 0
     assert "'misses': 2" in capsys.readouterr().out
     assert len(list((tmp_path / "work" / "soft_tokens").iterdir())) == 2
+
+
+def test_langchain_and_llama_index_pipelines_send_the_decoder_the_same_prompt(tiny_model, tmp_path):
+    # corpus fields other than text and id (a title, a type) must not reach one pipeline's prompt only
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        '{"id": "a", "text": "Mira Solen was born in Kethport.", "title": "Mira Solen", "type": "person"}\n'
+        '{"id": "b", "text": "Orvan Tools makes drills.", "title": "Orvan Tools", "type": "organization"}\n'
+    )
+    engine = GMSAEngine.from_pretrained(tiny_model)
+    pipelines = Pipelines(engine, read_corpus(corpus), tmp_path / "index", rate=4, top_k=2)
+    prompts = []
+    complete = engine.complete
+    engine.complete = lambda prompt, **options: prompts.append(prompt) or complete(prompt, **options)
+    langchain, llama_index = pipelines.langchain("Where was Mira born?"), pipelines.llama_index("Where was Mira born?")
+    assert len(prompts) == 2 and prompts[0] == prompts[1] and "Mira Solen" not in prompts[0]
+    assert langchain.answer == llama_index.answer and langchain.sources == llama_index.sources
