@@ -117,6 +117,8 @@ DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
 # the data order (the Trainer's sampler seed); a continuation of v0.5 on the same data takes another one
 DM_E2E_SEED := 42
+# the peak learning rate (v0.5's 5e-4; a continuation of a trained model may take a lower one)
+DM_E2E_LR := 5e-4
 default-model-e2e:
 	$(MAKE) $(DM_E2E)/e2e/gmsa_weights.safetensors DM=$(DM_E2E) DM_FROM=$(DM_E2E_FROM) DM_QA_WORLDS=20 \
 		DM_AE_WORLDS=40
@@ -125,7 +127,7 @@ $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_tr
 		$(DM)/data_ae/ae_train.jsonl $(DM)/val_restate.jsonl
 	$(GMSA) train ae --init $(DM)/from --ae-decoder lora --keft-lora-r 16 --keft-lora-alpha 32 \
 		--data $(DM)/data/qa_train.jsonl,$(DM)/data_ae/ae_train.jsonl --output-dir $(DM)/e2e --rates 4,8 \
-		--learning-rate 5e-4 --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
+		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
