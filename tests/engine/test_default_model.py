@@ -4,7 +4,6 @@ and soft tokens that the decoder actually reads."""
 import json
 import math
 
-import pytest
 import torch
 
 from gmsa_integrations.engine.engine import DEFAULT_MODEL_DIR, default_tuned_baseline
@@ -69,10 +68,6 @@ def _answer_log_prob(engine, passage: str, question: str, answer: str) -> float:
     return float(log_probs.gather(1, torch.tensor(target)[:, None]).sum())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the default model's soft tokens do not carry exact facts yet (model card)",
-)
 def test_the_answer_is_likelier_from_its_own_passage_than_from_another(default_engine, held_out_corpus_questions):
     """Reading, not guessing: held-out passages (unseen names) make their own answers likelier."""
     wins = 0
