@@ -249,8 +249,8 @@ def run_demo(
 
     def latency(name: str) -> tuple[float, str]:
         seconds = statistics.median(a.seconds for a in answers[name])
-        words = statistics.median(engine.count_tokens(a.answer) for a in answers[name])
-        return seconds, f"{seconds * 1000:.0f} ms ({words:.0f}-token answers)"
+        tokens = statistics.median(engine.count_tokens(a.answer) for a in answers[name])
+        return seconds, f"{seconds * 1000:.0f} ms ({tokens:.0f}-token answers)"
 
     # a decode step costs about as much as prefilling a few hundred tokens here, so a latency is only comparable
     # with one that generates answers of about the same length: the tuned baseline's, when it is there
