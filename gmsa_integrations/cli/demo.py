@@ -235,17 +235,16 @@ def run_demo(
 
     held_out = questions[:sample]
     answers: dict[str, list[Answer]] = {"gmsa": [], "full": [], "tuned": []}
-    gmsa_em, full_em, tuned_em = [], [], []
     for row in tqdm(held_out, desc="held-out sample", leave=False):
-        g, f = pipelines.langchain(row["question"]), pipelines.full_text(row["question"])
-        answers["gmsa"].append(g)
-        answers["full"].append(f)
-        gmsa_em.append(exact_match(g.answer, row["answers"]))
-        full_em.append(exact_match(f.answer, row["answers"]))
+        answers["gmsa"].append(pipelines.langchain(row["question"]))
+        answers["full"].append(pipelines.full_text(row["question"]))
         if tuned is not None:
             answers["tuned"].append(pipelines.full_text(row["question"], tuned))
-            tuned_em.append(exact_match(answers["tuned"][-1].answer, row["answers"]))
     ratios = [g.source_tokens / max(g.soft_tokens, 1) for g in answers["gmsa"]]
+
+    def accuracy(name: str) -> str:
+        scores = [exact_match(a.answer, row["answers"]) for a, row in zip(answers[name], held_out, strict=True)]
+        return f"{statistics.fmean(scores):.0%}"
 
     def latency(name: str) -> tuple[float, str]:
         seconds = statistics.median(a.seconds for a in answers[name])
@@ -259,14 +258,14 @@ def run_demo(
     latencies = f"full text {full_latency}"
     speed_up = f"{full_s / gmsa_s:.2f}x against the backbone as shipped"
     tuned_part = ""
-    if tuned_em:
+    if answers["tuned"]:
         tuned_s, tuned_latency = latency("tuned")
-        tuned_part = f", full text on the tuned backbone {statistics.fmean(tuned_em):.0%}"
+        tuned_part = f", full text on the tuned backbone {accuracy('tuned')}"
         latencies += f", full text on the tuned backbone {tuned_latency}"
         speed_up = f"{tuned_s / gmsa_s:.2f}x against the tuned backbone"
     print(
         f"\nSUMMARY ({len(held_out)} held-out questions, top-{top_k} retrieval, rate {rate}x): "
-        f"exact match GMSA {statistics.fmean(gmsa_em):.0%} vs full text {statistics.fmean(full_em):.0%}"
+        f"exact match GMSA {accuracy('gmsa')} vs full text {accuracy('full')}"
         f"{tuned_part}; compression {statistics.fmean(ratios):.1f}x; median latency (retrieval and the whole answer) "
         f"with soft tokens read from the store {gmsa_latency} vs {latencies}; speed-up {speed_up}"
     )

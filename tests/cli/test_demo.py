@@ -23,7 +23,7 @@ def test_bundled_demo_prints_answers_and_a_held_out_summary(tiny_model, tmp_path
     summary = re.search(r"SUMMARY \(2 held-out questions, top-2 retrieval, rate 4x\).*compression ([\d.]+)x", out)
     assert summary and 3.0 <= float(summary.group(1)) <= 4.0  # ceil(L/4) soft tokens for L context tokens
     # latencies are only comparable beside the lengths of the answers they generated
-    latency = r"store \d+ ms \((\d+)-token answers\) vs full text \d+ ms \((\d+)-token answers\); speed-up [\d.]+x"
+    latency = r"store \d+ ms \(\d+-token answers\) vs full text \d+ ms \(\d+-token answers\); speed-up [\d.]+x"
     assert re.search(latency + " against the backbone as shipped", out)
     for source, soft in re.findall(r"context tokens (\d+) -> (\d+) soft tokens", out):
         assert int(soft) >= -(-int(source) // 4) and int(soft) <= -(-int(source) // 4) + 2  # ceil per passage
