@@ -112,7 +112,7 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # read from git history. 550 steps: 4.2 s/step (~40 min) on an AVX-512 machine's 2 cores, 11.5-12.5 s/step
 # (~2 h) on AVX2 ones; resumable (--resume latest). Then
 # `make default-model-eval DM=build/dm5 DM_EVAL_LOG=build/dm5/e2e/log.jsonl`.
-# v0.6 (shipped) is v0.5 continued by the same stage on another data order at a lower peak rate, 1,000 steps
+# v0.6 (shipped before v0.7) is v0.5 continued by the same stage on another data order at a lower peak rate, 1,000 steps
 # (78 min on an AVX-512 machine's 2 cores): `make default-model-e2e DM_E2E=build/dm6 DM_E2E_FROM=ec38f94
 # DM_E2E_SEED=1 DM_E2E_LR=3e-4 DM_E2E_STEPS=1000` (command-line variables reach the sub-make).
 # v0.7 (shipped) is v0.6 continued the same way, 1,200 steps (106 min on an AVX-512 machine's 2 cores):
