@@ -124,14 +124,18 @@ DM_E2E_STEPS := 550
 DM_E2E_SEED := 42
 # the peak learning rate (v0.5's 5e-4; a continuation of a trained model may take a lower one)
 DM_E2E_LR := 5e-4
+# the stage's training rows, comma-separated (v0.5-v0.7: QA and synthetic restatements; a run may add
+# $(DM)/prose/prose_train.jsonl, the standard library's prose, so that restating prose is not forgotten)
+DM_E2E_DATA = $(DM)/data/qa_train.jsonl,$(DM)/data_ae/ae_train.jsonl
+comma := ,
 default-model-e2e:
 	$(MAKE) $(DM_E2E)/e2e/gmsa_weights.safetensors DM=$(DM_E2E) DM_FROM=$(DM_E2E_FROM) DM_QA_WORLDS=20 \
 		DM_AE_WORLDS=40
 	$(GMSA) export --model $(DM_E2E)/e2e --out $(DM_EXPORT) --dtype float16
-$(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_train.jsonl \
-		$(DM)/data_ae/ae_train.jsonl $(DM)/val_restate.jsonl
+$(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma), ,$(DM_E2E_DATA)) \
+		$(DM)/val_restate.jsonl
 	$(GMSA) train ae --init $(DM)/from --ae-decoder lora --keft-lora-r 16 --keft-lora-alpha 32 \
-		--data $(DM)/data/qa_train.jsonl,$(DM)/data_ae/ae_train.jsonl --output-dir $(DM)/e2e --rates 4,8 \
+		--data $(DM_E2E_DATA) --output-dir $(DM)/e2e --rates 4,8 \
 		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 

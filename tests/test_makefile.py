@@ -112,3 +112,17 @@ def test_cpu_continuation_trains_qa_end_to_end_from_the_previous_model_in_git_hi
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)
+
+
+def test_cpu_continuation_takes_its_training_rows_from_the_command_line(tmp_path):
+    dm = tmp_path / "dm"
+    rows = f"{dm}/data/qa_train.jsonl,{dm}/data_ae/ae_train.jsonl,{dm}/prose/prose_train.jsonl"
+    command = ["make", "-n", "default-model-e2e", f"DM_E2E={dm}", f"DM_E2E_DATA={rows}", "DM_SETUP=", "PY=python"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    commands = [
+        shlex.split(line)[3:] for line in script.splitlines() if line.startswith("python -m gmsa_integrations ")
+    ]
+    # each file named is built first (prose included), then trained on
+    assert "data prose" in [" ".join(argv[:2]) for argv in commands]
+    train = next(argv for argv in commands if argv[:2] == ["train", "ae"])
+    assert train[train.index("--data") + 1] == rows
