@@ -90,10 +90,13 @@ default-model-cpu:
 	$(MAKE) $(DM_CPU)/keft/gmsa_weights.safetensors DM=$(DM_CPU) DM_QA_WORLDS=20 DM_AE_WORLDS=40 \
 		DM_KEFT_FROM=$(DM_CPU_KEFT_FROM) DM_KEFT_STEPS=$(DM_CPU_KEFT_STEPS)
 	$(GMSA) export --model $(DM_CPU)/keft --out $(DM_EXPORT) --dtype float16
+# a commit whose $(DM_EXPORT) holds the starting weights, or a directory with an exported model (a
+# continuation of a stage that has not been committed yet)
 DM_FROM := $(DM_CPU_FROM)
 $(DM)/from/gmsa_config.json:
 	mkdir -p $(DM)/from
-	git archive $(DM_FROM) $(DM_EXPORT) | tar -x --strip-components=2 -C $(DM)/from
+	if [ -d "$(DM_FROM)" ]; then cp -R "$(DM_FROM)/." $(DM)/from; \
+	else git archive $(DM_FROM) $(DM_EXPORT) | tar -x --strip-components=2 -C $(DM)/from; fi
 $(DM)/val_restate.jsonl: $(DM)/data/qa_train.jsonl
 	(head -12 $(DM)/data/ae_validation.jsonl; head -24 $(DM)/data/qa_validation.jsonl) > $@
 $(DM)/ae/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_train.jsonl \

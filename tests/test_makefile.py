@@ -126,3 +126,19 @@ def test_cpu_continuation_takes_its_training_rows_from_the_command_line(tmp_path
     assert "data prose" in [" ".join(argv[:2]) for argv in commands]
     train = next(argv for argv in commands if argv[:2] == ["train", "ae"])
     assert train[train.index("--data") + 1] == rows
+
+
+def test_continuation_starts_from_a_commit_or_from_an_exported_directory(tmp_path):
+    exported = tmp_path / "exported"
+    (exported / "full_context_tuned").mkdir(parents=True)
+    (exported / "gmsa_config.json").write_text('{"stage": "not committed yet"}')
+    (exported / "full_context_tuned" / "gmsa_config.json").write_text("{}")
+    for start, dm in ((str(exported), tmp_path / "from_dir"), ("HEAD", tmp_path / "from_commit")):
+        command = ["make", f"{dm}/from/gmsa_config.json", f"DM={dm}", f"DM_FROM={start}", "DM_SETUP=", "PY=python"]
+        subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert (tmp_path / "from_dir/from/gmsa_config.json").read_text() == '{"stage": "not committed yet"}'
+    assert (tmp_path / "from_dir/from/full_context_tuned/gmsa_config.json").is_file()
+    committed = subprocess.run(
+        ["git", "show", "HEAD:gmsa_integrations/default_model/gmsa_config.json"], cwd=ROOT, capture_output=True
+    ).stdout
+    assert (tmp_path / "from_commit/from/gmsa_config.json").read_bytes() == committed
