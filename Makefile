@@ -120,12 +120,14 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # DM_E2E_SEED=1 DM_E2E_LR=3e-4 DM_E2E_STEPS=1000` (command-line variables reach the sub-make).
 # v0.7 (shipped before v0.9) is v0.6 continued the same way, 1,200 steps (106 min on an AVX-512 machine's 2 cores):
 # `make default-model-e2e DM_E2E=build/dm7 DM_E2E_FROM=cf48013 DM_E2E_SEED=2 DM_E2E_LR=3e-4 DM_E2E_STEPS=1200`.
-# v0.9 (shipped) is two more such stages with the standard library's prose back in the rows. v0.8, 1,100 steps
+# v0.9 (shipped before v1.0) is two more such stages with the standard library's prose back in the rows. v0.8, 1,100 steps
 # from v0.7 (88 min; exported into $(DM_EXPORT), never committed): `make default-model-e2e DM_E2E=build/dm8
 # DM_E2E_FROM=230df8f DM_E2E_SEED=3 DM_E2E_LR=3e-4 DM_E2E_STEPS=1100 DM_E2E_DATA=<rows>` where <rows> is
 # build/dm8/data/qa_train.jsonl,build/dm8/data_ae/ae_train.jsonl,build/dm8/prose/prose_train.jsonl; then v0.9,
 # 1,000 steps from it (98 min): the same with DM_E2E=build/dm9 DM_E2E_FROM=$(DM_EXPORT) DM_E2E_SEED=4
 # DM_E2E_STEPS=1000 and build/dm9's rows (the model card has both commands in full).
+# v1.0 (shipped) is one more, 1,000 steps from v0.9 (106 min): the same with DM_E2E=build/dm10
+# DM_E2E_FROM=d81418c DM_E2E_SEED=5 DM_E2E_STEPS=1000 and build/dm10's rows.
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
