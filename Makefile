@@ -126,8 +126,10 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # build/dm8/data/qa_train.jsonl,build/dm8/data_ae/ae_train.jsonl,build/dm8/prose/prose_train.jsonl; then v0.9,
 # 1,000 steps from it (98 min): the same with DM_E2E=build/dm9 DM_E2E_FROM=$(DM_EXPORT) DM_E2E_SEED=4
 # DM_E2E_STEPS=1000 and build/dm9's rows (the model card has both commands in full).
-# v1.0 (shipped) is one more, 1,000 steps from v0.9 (106 min): the same with DM_E2E=build/dm10
+# v1.0 (shipped before v1.1) is one more, 1,000 steps from v0.9 (106 min): the same with DM_E2E=build/dm10
 # DM_E2E_FROM=d81418c DM_E2E_SEED=5 DM_E2E_STEPS=1000 and build/dm10's rows.
+# v1.1 (shipped) is one more, 900 steps from v1.0 (95 min): the same with DM_E2E=build/dm11
+# DM_E2E_FROM=3546be3 DM_E2E_SEED=6 DM_E2E_STEPS=900 and build/dm11's rows.
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
