@@ -214,8 +214,8 @@ $(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/pros
 # the model in $(DM_EXPORT) as it is (run `make default-model` first to rebuild it), so the test data is all
 # it needs.
 default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
-	$(GMSA) eval qa --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) --json $(DM)/eval/qa.json \
-		--plot $(DM)/eval/qa.png --no-progress
+	$(GMSA) eval qa --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) --group-by type \
+		--json $(DM)/eval/qa.json --plot $(DM)/eval/qa.png --no-progress
 	$(GMSA) eval recon --data $(DM)/data/ae_test.jsonl --rates 4,8 --limit 50 --json $(DM)/eval/recon.json \
 		--plot $(DM)/eval/recon.png --no-progress
 	$(GMSA) eval recon --data $(DM)/prose/prose_test.jsonl --rates 4,8 --limit 50 \

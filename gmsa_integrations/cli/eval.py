@@ -14,6 +14,8 @@ from ..evaluation.harness import (
     Row,
     evaluate_qa,
     evaluate_reconstruction,
+    exact_match_by_group,
+    format_groups,
     format_table,
     plot_rows,
     plot_training_log,
@@ -63,6 +65,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="checkpoint of `gmsa train baseline` for full_context_tuned (default: the one beside the default model)",
     )
+    qa.add_argument(
+        "--group-by",
+        metavar="FIELD",
+        default=None,
+        help="also print exact match per value of this field of the rows (e.g. type), into the JSON as 'groups'",
+    )
     recon.set_defaults(func=run_eval)
     qa.set_defaults(func=run_eval)
     curves = tasks.add_parser("curves", help="plot a training run's loss and validation metrics (log.jsonl)")
@@ -94,7 +102,7 @@ def _labelled(log: str) -> tuple[str, str]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..data.records import QARow, read_rows
+    from ..data.records import QARow, read_labels, read_rows
     from ..engine import GMSAEngine
     from ..engine.engine import default_tuned_baseline
     from ..engine.prompts import first_tokens
@@ -102,6 +110,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     records = read_rows(args.data, "ae" if args.task == "recon" else "qa")[: args.limit]
+    group_by = getattr(args, "group_by", None)
+    groups = read_labels(args.data, group_by)[: args.limit] if group_by else None
     engine = GMSAEngine.from_pretrained(args.model, device=args.device)
     start = time.perf_counter()
     rows: list[Row]
@@ -127,6 +137,9 @@ def run_eval(args: argparse.Namespace) -> int:
         rows = evaluate_qa(engine, records, args.rates, methods, tuned_baseline=tuned, show_progress=args.show_progress)
         metric = "exact_match"
     print(format_table(rows))
+    by_group = exact_match_by_group(rows, records, groups) if groups is not None else None
+    if by_group:
+        print(f"\nexact match by {group_by}:\n{format_groups(by_group)}")
     payload: dict[str, Any] = {
         "rows": [r.to_dict() for r in rows],
         "task": args.task,
@@ -149,6 +162,8 @@ def run_eval(args: argparse.Namespace) -> int:
         ],
         "outputs": [{"method": r.method, "rate": r.rate, "outputs": r.outputs} for r in rows if r.outputs],
     }
+    if by_group is not None:
+        payload["groups"] = {"field": group_by, "exact_match": by_group}
     if args.json_path:
         atomic_write_bytes(args.json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if args.plot:

@@ -69,11 +69,8 @@ def parse_row(row: Any, task: Task, where: str) -> AERow | QARow:
     return QARow(question, answers, passages)
 
 
-def read_rows(path: str | os.PathLike, task: Task) -> list[AERow | QARow]:
-    """Read a ``.jsonl`` file or a ``datasets.save_to_disk`` directory into validated rows."""
-    if task not in ("ae", "qa", "mixed"):
-        raise ValueError(f"task must be 'ae', 'qa' or 'mixed', got {task!r}")
-    path = Path(path)
+def _records(path: Path) -> list[tuple[str, Any]]:
+    """``(where, record)`` for each record of a ``.jsonl`` file or a ``datasets.save_to_disk`` directory."""
     if path.is_dir():
         try:
             from datasets import load_from_disk
@@ -85,12 +82,27 @@ def read_rows(path: str | os.PathLike, task: Task) -> list[AERow | QARow]:
                 raise DataError(f"{path}: DatasetDict without a 'train' split (splits: {list(dataset.keys())})")
             dataset = dataset["train"]
         # Arrow fills a column missing from a row with None; treat that as an absent field
-        records = ({k: v for k, v in r.items() if v is not None} for r in dataset)
-        rows = [parse_row(r, task, f"{path}:row {i}") for i, r in enumerate(records)]
-    elif path.is_file():
-        rows = [parse_row(record, task, f"{path}:{number}") for number, record in iter_jsonl(path, DataError)]
-    else:
-        raise DataError(f"{path}: no such file or directory")
+        return [(f"{path}:row {i}", {k: v for k, v in r.items() if v is not None}) for i, r in enumerate(dataset)]
+    if path.is_file():
+        return [(f"{path}:{number}", record) for number, record in iter_jsonl(path, DataError)]
+    raise DataError(f"{path}: no such file or directory")
+
+
+def read_rows(path: str | os.PathLike, task: Task) -> list[AERow | QARow]:
+    """Read a ``.jsonl`` file or a ``datasets.save_to_disk`` directory into validated rows."""
+    if task not in ("ae", "qa", "mixed"):
+        raise ValueError(f"task must be 'ae', 'qa' or 'mixed', got {task!r}")
+    rows = [parse_row(record, task, where) for where, record in _records(Path(path))]
     if not rows:
         raise DataError(f"{path}: contains no rows")
     return rows
+
+
+def read_labels(path: str | os.PathLike, key: str) -> list[str]:
+    """The string field ``key`` of every record, in the order of `read_rows` (a question's type, its source, ...)."""
+    labels = []
+    for where, record in _records(Path(path)):
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        labels.append(_check_str(where, record, key))
+    return labels

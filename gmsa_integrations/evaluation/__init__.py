@@ -1,6 +1,15 @@
 """Evaluation: reconstruction and QA metrics, the text-compression baselines, and ``gmsa eval``."""
 
-from .harness import QA_METHODS, Row, evaluate_qa, evaluate_reconstruction, format_table, plot_rows
+from .harness import (
+    QA_METHODS,
+    Row,
+    evaluate_qa,
+    evaluate_reconstruction,
+    exact_match_by_group,
+    format_groups,
+    format_table,
+    plot_rows,
+)
 from .metrics import bleu, exact_match, f1, normalize_answer, prefix_match, rouge_l
 
 __all__ = [
@@ -10,7 +19,9 @@ __all__ = [
     "evaluate_qa",
     "evaluate_reconstruction",
     "exact_match",
+    "exact_match_by_group",
     "f1",
+    "format_groups",
     "format_table",
     "normalize_answer",
     "plot_rows",

@@ -218,6 +218,42 @@ def evaluate_qa(
     return results
 
 
+def exact_match_by_group(
+    results: Sequence[Row], rows: Sequence[QARow], groups: Sequence[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Exact match of each QA result line within each group of questions (``groups[i]`` labels ``rows[i]``,
+    e.g. its question type): ``{"gmsa 4x": {group: {"exact_match": ..., "n": ...}}}``, groups sorted.
+
+    A mean over all questions hides which kinds survive compression: a closed set of answers (jobs,
+    industries) is easier to guess than a name or a date that must be read from the passage.
+    """
+    if len(groups) != len(rows):
+        raise ValueError(f"one group label per row: {len(groups)} labels for {len(rows)} rows")
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for result in results:
+        if len(result.outputs) != len(rows):
+            raise ValueError(f"{result.method}: {len(result.outputs)} answers for {len(rows)} rows")
+        scores: dict[str, list[float]] = {}
+        for label, answer, row in zip(groups, result.outputs, rows, strict=True):
+            scores.setdefault(label, []).append(metrics.exact_match(answer, row.answers))
+        name = result.method + ("" if result.rate is None else f" {result.rate}x")
+        table[name] = {g: {"exact_match": statistics.fmean(s), "n": len(s)} for g, s in sorted(scores.items())}
+    return table
+
+
+def format_groups(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """`exact_match_by_group` as a fixed-width table: one line per group, one column per result line."""
+    columns = list(table)
+    groups = list(dict.fromkeys(g for per_group in table.values() for g in per_group))
+    lines = [["group", "n", *columns]]
+    for group in groups:
+        cells = [group, str(next(t[group]["n"] for t in table.values() if group in t))]
+        cells += [f"{table[c][group]['exact_match']:.3f}" if group in table[c] else "-" for c in columns]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+
+
 def format_table(rows: Sequence[Row]) -> str:
     """A fixed-width table of the rows (numbers to three decimals)."""
     keys = [k for k in rows[0].values] if rows else []

@@ -3,9 +3,17 @@ import json
 import pytest
 
 from gmsa_integrations.cli import main
-from gmsa_integrations.data.records import AERow, QARow
-from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, format_table
-from gmsa_integrations.evaluation.harness import _answer_with, drop_tokens, surprisal, truncate_passage
+from gmsa_integrations.data.records import AERow, DataError, QARow
+from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, exact_match, format_table
+from gmsa_integrations.evaluation.harness import (
+    Row,
+    _answer_with,
+    drop_tokens,
+    exact_match_by_group,
+    format_groups,
+    surprisal,
+    truncate_passage,
+)
 from tests.conftest import make_engine
 
 PASSAGE = "Ada Lind was born in Varnholm. She works for Kettle Mining as a pilot."
@@ -127,6 +135,45 @@ def test_cli_writes_json_rows_and_plot(engine, tmp_path, capsys):
     assert outputs[("no_context", None)] == [_answer_with(engine, "no_context", row, 1).strip()]
     assert plot.stat().st_size > 1000
     assert "method" in capsys.readouterr().out
+
+
+def test_exact_match_by_group_scores_each_kind_of_question_apart():
+    rows = [QARow("q1", ("Kethport",), ("p",)), QARow("q2", ("pilot",), ("p",)), QARow("q3", ("Dalby",), ("p",))]
+    results = [Row("gmsa", 4, {}, ["kethport.", "pilot", "Varn"]), Row("no_context", None, {}, ["x", "the pilot", "y"])]
+    table = exact_match_by_group(results, rows, ["city", "job", "city"])
+    assert table["gmsa 4x"] == {"city": {"exact_match": 0.5, "n": 2}, "job": {"exact_match": 1.0, "n": 1}}
+    assert table["no_context"]["city"]["exact_match"] == 0.0 and table["no_context"]["job"]["exact_match"] == 1.0
+    lines = format_groups(table).splitlines()
+    assert lines[0].split() == ["group", "n", "gmsa", "4x", "no_context"]
+    assert lines[1].split() == ["city", "2", "0.500", "0.000"]
+    with pytest.raises(ValueError, match="one group label per row"):
+        exact_match_by_group(results, rows, ["city", "job"])
+    with pytest.raises(ValueError, match="2 answers for 3 rows"):
+        exact_match_by_group([Row("gmsa", 4, {}, ["a", "b"])], rows, ["city", "job", "city"])
+
+
+def test_cli_groups_exact_match_by_a_field_of_the_rows(engine, tmp_path, capsys):
+    model = engine.save_pretrained(tmp_path / "model")
+    data = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "Where?", "answers": ["Varnholm"], "passages": [PASSAGE], "type": "city"},
+        {"question": "Job?", "answers": ["pilot"], "passages": [PASSAGE], "type": "job"},
+        {"question": "Town?", "answers": ["Varnholm"], "passages": [PASSAGE], "type": "city"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "qa.json"
+    argv = ["eval", "qa", "--data", str(data), "--methods", "no_context", "--model", str(model)]
+    assert main([*argv, "--group-by", "type", "--limit", "2", "--json", str(out), "--no-progress"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["groups"]["field"] == "type"
+    (answers,) = [o["outputs"] for o in payload["outputs"]]
+    groups = payload["groups"]["exact_match"]["no_context"]
+    assert {g: v["n"] for g, v in groups.items()} == {"city": 1, "job": 1}  # --limit 2 applies to the labels too
+    assert groups["job"]["exact_match"] == exact_match(answers[1], ["pilot"])
+    assert "exact match by type" in capsys.readouterr().out
+    data.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "type": None}) + "\n")
+    with pytest.raises(DataError, match=r"qa.jsonl:2: field 'type' must be a string"):
+        main([*argv, "--group-by", "type", "--no-progress"])
 
 
 def test_cli_recon_with_baseline(engine, tmp_path):
