@@ -138,7 +138,7 @@ def run_eval(args: argparse.Namespace) -> int:
         metric = "exact_match"
     print(format_table(rows))
     by_group = exact_match_by_group(rows, records, groups) if groups is not None else None
-    if by_group:
+    if by_group is not None:
         print(f"\nexact match by {group_by}:\n{format_groups(by_group)}")
     payload: dict[str, Any] = {
         "rows": [r.to_dict() for r in rows],

@@ -218,6 +218,11 @@ def evaluate_qa(
     return results
 
 
+def _fixed_width(lines: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+
+
 def exact_match_by_group(
     results: Sequence[Row], rows: Sequence[QARow], groups: Sequence[str]
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -250,8 +255,7 @@ def format_groups(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str
         cells = [group, str(next(t[group]["n"] for t in table.values() if group in t))]
         cells += [f"{table[c][group]['exact_match']:.3f}" if group in table[c] else "-" for c in columns]
         lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+    return _fixed_width(lines)
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -263,8 +267,7 @@ def format_table(rows: Sequence[Row]) -> str:
         cells = [row.method, "-" if row.rate is None else f"{row.rate}x"]
         cells += [f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row.values[k] for k in keys)]
         lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+    return _fixed_width(lines)
 
 
 def plot_rows(rows: Sequence[Row], metric: str, path: str, title: str) -> None:
