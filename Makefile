@@ -221,4 +221,6 @@ default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 		--plot $(DM)/eval/recon.png --no-progress
 	$(GMSA) eval recon --data $(DM)/prose/prose_test.jsonl --rates 4,8 --limit 50 \
 		--json $(DM)/eval/recon_prose.json --no-progress
+	$(GMSA) eval probe --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) \
+		--json $(DM)/eval/probe.json --no-progress
 	$(GMSA) eval curves --log $(DM_EVAL_LOG) --plot $(DM)/eval/curves.png

@@ -4,7 +4,8 @@
     python examples/evaluate.py --limit 200 --out runs/eval --model runs/my_model
 
 It synthesizes the held-out test world (`gmsa data synth`, unseen names), then runs
-`gmsa eval recon` and `gmsa eval qa` on it and writes JSON and PNG files into --out.
+`gmsa eval recon`, `gmsa eval qa` and `gmsa eval probe` (the answer-likelihood margins) on it and writes JSON
+and PNG files into --out.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def main() -> None:
     gmsa(recon)
     qa = ["eval", "qa", "--data", str(out / "data" / "qa_test.jsonl"), *common]
     gmsa([*qa, "--json", str(out / "qa.json"), "--plot", str(out / "qa.png")])
-    print(f"wrote {out}/recon.json, recon.png, qa.json, qa.png")
+    probe = ["eval", "probe", "--data", str(out / "data" / "qa_test.jsonl"), *common]
+    gmsa([*probe, "--json", str(out / "probe.json")])
+    print(f"wrote {out}/recon.json, recon.png, qa.json, qa.png, probe.json")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval qa",
         "eval recon",
         "eval recon",
+        "eval probe",
         "eval curves",
     ]
     trainings = [argv for argv in commands if argv[0] == "train"]

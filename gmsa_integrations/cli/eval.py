@@ -1,4 +1,4 @@
-"""``gmsa eval recon|qa``: print a table, write ``{"rows": [...], ...}`` JSON, optionally plot."""
+"""``gmsa eval recon|qa|probe``: print a table, write ``{"rows": [...], ...}`` JSON, optionally plot."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from ..evaluation.harness import (
     QA_METHODS,
     Row,
+    evaluate_answer_likelihood,
     evaluate_qa,
     evaluate_reconstruction,
     exact_match_by_group,
@@ -22,6 +23,8 @@ from ..evaluation.harness import (
 )
 from ..io import atomic_write_bytes
 from .args import int_list, name_list
+
+PLOT_TITLES = {"recon": "reconstruction", "qa": "QA", "probe": "answer-likelihood probe"}
 
 
 def _methods(text: str) -> list[str]:
@@ -37,8 +40,13 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     tasks = evaluate.add_subparsers(dest="task", metavar="TASK", required=True)
     recon = tasks.add_parser("recon", help="reconstruction BLEU / ROUGE-L / prefix match per rate")
     qa = tasks.add_parser("qa", help="exact match / F1 / latency per method")
-    for parser in (recon, qa):
-        parser.add_argument("--data", required=True, help="JSON Lines file (ae rows for recon, qa rows for qa)")
+    probe = tasks.add_parser(
+        "probe", help="gold-answer likelihood from each row's own soft tokens against another row's (reading)"
+    )
+    for parser in (recon, qa, probe):
+        parser.add_argument(
+            "--data", required=True, help="JSON Lines file (ae rows for recon, qa rows for qa and probe)"
+        )
         parser.add_argument("--rates", type=int_list, default=[4], help="comma-separated rates, e.g. 4,8")
         parser.add_argument("--model", default=None, help="GMSA checkpoint directory (default: embedded model)")
         parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only")
@@ -71,8 +79,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="also print exact match per value of this field of the rows (e.g. type), into the JSON as 'groups'",
     )
-    recon.set_defaults(func=run_eval)
-    qa.set_defaults(func=run_eval)
+    for parser in (recon, qa, probe):
+        parser.set_defaults(func=run_eval)
     curves = tasks.add_parser("curves", help="plot a training run's loss and validation metrics (log.jsonl)")
     curves.add_argument(
         "--log",
@@ -128,6 +136,9 @@ def run_eval(args: argparse.Namespace) -> int:
             label = "icae" if baseline.config.paradigm == "memory-tokens" else "baseline"
             rows += evaluate_reconstruction(baseline, records, args.rates, method=label, **options)
         metric = "bleu" if args.generate else "nll_gain"
+    elif args.task == "probe":
+        rows = evaluate_answer_likelihood(engine, records, args.rates, show_progress=args.show_progress)
+        metric = "margin_mean"
     else:
         tuned_dir = args.tuned_baseline or (None if args.model else default_tuned_baseline())
         methods = args.methods or [m for m in QA_METHODS if m != "full_context_tuned" or tuned_dir]
@@ -161,11 +172,13 @@ def run_eval(args: argparse.Namespace) -> int:
             for r in records
         ],
         "outputs": [{"method": r.method, "rate": r.rate, "outputs": r.outputs} for r in rows if r.outputs],
+        # per-row scores in the order of the references (the probe's margins, in nats)
+        "scores": [{"method": r.method, "rate": r.rate, "scores": r.scores} for r in rows if r.scores],
     }
     if by_group is not None:
         payload["groups"] = {"field": group_by, "exact_match": by_group}
     if args.json_path:
         atomic_write_bytes(args.json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if args.plot:
-        plot_rows(rows, metric, args.plot, f"{'reconstruction' if args.task == 'recon' else 'QA'}: {metric}")
+        plot_rows(rows, metric, args.plot, f"{PLOT_TITLES[args.task]}: {metric}")
     return 0

@@ -1,8 +1,10 @@
-"""Evaluation: reconstruction and QA metrics, the text-compression baselines, and ``gmsa eval``."""
+"""Evaluation: reconstruction and QA metrics, the answer-likelihood probe, the text-compression baselines, and
+``gmsa eval``."""
 
 from .harness import (
     QA_METHODS,
     Row,
+    evaluate_answer_likelihood,
     evaluate_qa,
     evaluate_reconstruction,
     exact_match_by_group,
@@ -16,6 +18,7 @@ __all__ = [
     "QA_METHODS",
     "Row",
     "bleu",
+    "evaluate_answer_likelihood",
     "evaluate_qa",
     "evaluate_reconstruction",
     "exact_match",

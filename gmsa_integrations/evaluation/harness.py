@@ -14,6 +14,9 @@ QA: every method answers ``QA_TEMPLATE`` with greedy decoding; only the context 
   - ``token_drop``: the ceil(L/r) tokens of each passage with the highest backbone surprisal,
     kept in order (LLMLingua-style), as text; scoring them counts as compression time.
   - ``no_context``: the question alone.
+
+Probe (`evaluate_answer_likelihood`): the gold answer's likelihood after the ``gmsa`` prompt, from each row's own
+soft tokens against another row's: evidence of reading long before the greedy answers are right.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..data.records import AERow, QARow
 from ..engine import GMSAEngine
-from ..engine.prompts import PASSAGE_SEPARATOR, QA_TEMPLATE, first_tokens
+from ..engine.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QA_TEMPLATE, first_tokens
 from ..extras import require
 from . import metrics
 
@@ -48,6 +51,9 @@ class Row:
     outputs: list[str] = field(default_factory=list, repr=False)
     """What the method produced for each evaluated row, in input order: answers (QA) or restatements
     (reconstruction with generation), so that a score can be traced back to the text behind it."""
+    scores: list[float] = field(default_factory=list, repr=False)
+    """Each evaluated row's own score, in input order, where the measure is per row (the answer-likelihood
+    probe's margin in nats), so that a mean can be traced back to the rows behind it."""
 
     def to_dict(self) -> dict[str, Any]:
         """The table line: method, rate and the scores (``outputs`` is kept apart; see ``gmsa eval --json``)."""
@@ -215,6 +221,46 @@ def evaluate_qa(
                 "n": len(rows),
             }
             results.append(Row(method, rate, values, answers))
+    return results
+
+
+def evaluate_answer_likelihood(
+    engine: GMSAEngine, rows: Sequence[QARow], rates: Sequence[int], *, show_progress: bool = False
+) -> list[Row]:
+    """The likelihood probe: does reading a row's passages make its gold answer likelier?
+
+    For each row, ``log p(answer)`` (the first gold answer, teacher-forced after the ``gmsa`` method's prompt) is
+    scored once from the soft tokens of the row's own passages and once from the next row's (cyclically).
+    The margin, own minus other, is what the soft tokens tell the decoder about this answer; a decoder that
+    guesses from the question alone scores both the same. Like ``nll_gain`` for reconstruction, it moves long
+    before greedy answers turn right, so it separates checkpoints on a few dozen questions.
+
+    Values per rate: ``wins`` (share of rows whose margin is > 0), ``margin_mean`` and ``margin_median`` (nats),
+    ``answer_logp`` (mean own ``log p``), ``n``; each row's margin is kept in `Row.scores`.
+    """
+    if len(rows) < 2:
+        raise ValueError(f"the answer-likelihood probe compares each row with another one: got {len(rows)} row(s)")
+    results = []
+    for rate in rates:
+        soft = [engine.compress(list(row.passages), rate=rate) for row in rows]
+        own, margins = [], []
+        for i, row in enumerate(tqdm(rows, desc=f"probe {rate}x", leave=False, disable=not show_progress)):
+            answer = ANSWER_TEMPLATE.format(answer=row.answers[0])
+            scored = []
+            for passages in (soft[i], soft[(i + 1) % len(rows)]):
+                context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in passages)
+                prompt = QA_TEMPLATE.format(context=context, question=row.question)
+                scored.append(sum(engine.log_likelihood(prompt, answer)))
+            own.append(scored[0])
+            margins.append(scored[0] - scored[1])
+        values = {
+            "wins": statistics.fmean(float(m > 0) for m in margins),
+            "margin_mean": statistics.fmean(margins),
+            "margin_median": statistics.median(margins),
+            "answer_logp": statistics.fmean(own),
+            "n": len(rows),
+        }
+        results.append(Row("gmsa", rate, values, scores=margins))
     return results
 
 

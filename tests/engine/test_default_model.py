@@ -4,11 +4,10 @@ and soft tokens that the decoder actually reads."""
 import json
 import math
 
-import torch
-
+from gmsa_integrations.data.records import QARow
 from gmsa_integrations.engine.engine import DEFAULT_MODEL_DIR, default_tuned_baseline
 from gmsa_integrations.engine.loading import DEFAULT_BACKBONE_PACKAGE, default_backbone_path, file_sha256
-from gmsa_integrations.engine.prompts import ANSWER_TEMPLATE, QA_TEMPLATE
+from gmsa_integrations.evaluation import evaluate_answer_likelihood
 
 PASSAGES = [
     "According to local records, Zeri Simul was born on 4 March 1969. Zeri Simul works for Toltantan Tools. "
@@ -52,28 +51,9 @@ def test_compresses_and_answers_offline_with_token_counts(default_engine):
     assert 0 < completion.output_tokens <= 8 and completion.text.strip()
 
 
-def _answer_log_prob(engine, passage: str, question: str, answer: str) -> float:
-    """log p(answer | soft tokens of passage, question) under the soft-token decoder."""
-    soft = engine.compress([passage], rate=4)[0].embeddings
-    tokenizer = engine.tokenizer
-    prompt = tokenizer(QA_TEMPLATE.format(context="", question=question), add_special_tokens=False)["input_ids"]
-    target = tokenizer(ANSWER_TEMPLATE.format(answer=answer), add_special_tokens=False)["input_ids"]
-    embed = engine.model.embed_tokens
-    ids = torch.tensor(prompt + target)
-    with torch.no_grad():
-        inputs = torch.cat([soft, embed(ids)])[None]
-        logits = engine.model.backbone(inputs_embeds=inputs).logits[0].float()
-    start = soft.shape[0] + len(prompt)
-    log_probs = torch.log_softmax(logits[start - 1 : start - 1 + len(target)], dim=-1)
-    return float(log_probs.gather(1, torch.tensor(target)[:, None]).sum())
-
-
 def test_the_answer_is_likelier_from_its_own_passage_than_from_another(default_engine, held_out_corpus_questions):
-    """Reading, not guessing: held-out passages (unseen names) make their own answers likelier."""
-    wins = 0
-    for (passage, question, answer), (other, _, _) in zip(
-        held_out_corpus_questions, held_out_corpus_questions[1:] + held_out_corpus_questions[:1]
-    ):
-        own = _answer_log_prob(default_engine, passage, question, answer)
-        wins += own > _answer_log_prob(default_engine, other, question, answer)
-    assert wins >= math.ceil(0.7 * len(held_out_corpus_questions)), wins
+    """Reading, not guessing: held-out passages (unseen names) make their own answers likelier (`gmsa eval probe`)."""
+    rows = [QARow(question, (answer,), (passage,)) for passage, question, answer in held_out_corpus_questions]
+    (probe,) = evaluate_answer_likelihood(default_engine, rows, [4])
+    wins = sum(margin > 0 for margin in probe.scores)
+    assert wins >= math.ceil(0.7 * len(rows)), probe.scores

@@ -4,7 +4,14 @@ import pytest
 
 from gmsa_integrations.cli import main
 from gmsa_integrations.data.records import AERow, DataError, QARow
-from gmsa_integrations.evaluation import QA_METHODS, evaluate_qa, evaluate_reconstruction, exact_match, format_table
+from gmsa_integrations.evaluation import (
+    QA_METHODS,
+    evaluate_answer_likelihood,
+    evaluate_qa,
+    evaluate_reconstruction,
+    exact_match,
+    format_table,
+)
 from gmsa_integrations.evaluation.harness import (
     Row,
     _answer_with,
@@ -114,6 +121,46 @@ def test_full_context_tuned_reads_the_full_text_with_the_tuned_baseline_decoder(
     expected = tuned.generate(prompt, decoder="keft", max_new_tokens=24, stop=["\n"])
     assert _answer_with(engine, "full_context_tuned", data[0], 4, tuned) == expected
     assert expected != tuned.generate(prompt, decoder="original", max_new_tokens=24, stop=["\n"])
+
+
+def test_probe_margin_is_the_answer_likelihood_own_passages_add_over_another_rows(engine):
+    other = "Kettle Mining is a mining company in Dalby."
+    rows = [QARow("Where was Ada Lind born?", ("Varnholm",), (PASSAGE,)), QARow("What is it?", ("mining",), (other,))]
+    (probe,) = evaluate_answer_likelihood(engine, rows, [4])
+
+    def logp(passage: str, row: QARow) -> float:
+        (soft,) = engine.compress([passage], rate=4)
+        prompt = f"{engine.reference(soft)}\nQuestion: {row.question}\nAnswer:"
+        return sum(engine.log_likelihood(prompt, f" {row.answers[0]}"))
+
+    expected = [logp(PASSAGE, rows[0]) - logp(other, rows[0]), logp(other, rows[1]) - logp(PASSAGE, rows[1])]
+    assert probe.scores == pytest.approx(expected, rel=1e-4)
+    assert probe.values["wins"] == sum(m > 0 for m in expected) / 2
+    assert probe.values["margin_mean"] == pytest.approx(sum(expected) / 2, rel=1e-4)
+    assert probe.values["answer_logp"] == pytest.approx((logp(PASSAGE, rows[0]) + logp(other, rows[1])) / 2, rel=1e-4)
+    (same,) = evaluate_answer_likelihood(engine, [rows[0], rows[0]], [4])  # nothing to read apart: no wins
+    assert same.scores == pytest.approx([0, 0], abs=1e-4) and same.values["wins"] == 0
+    with pytest.raises(ValueError, match="compares each row with another one: got 1 row"):
+        evaluate_answer_likelihood(engine, rows[:1], [4])
+
+
+def test_cli_probe_writes_each_rows_margin(engine, tmp_path, capsys):
+    model = engine.save_pretrained(tmp_path / "model")
+    data = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "Where?", "answers": ["Varnholm"], "passages": [PASSAGE]},
+        {"question": "What?", "answers": ["mining"], "passages": ["Kettle Mining is a mining company."]},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "probe.json"
+    argv = ["eval", "probe", "--data", str(data), "--rates", "4,8", "--model", str(model), "--json", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    payload = json.loads(out.read_text())
+    assert [(r["method"], r["rate"]) for r in payload["rows"]] == [("gmsa", 4), ("gmsa", 8)]
+    records = [QARow(r["question"], tuple(r["answers"]), tuple(r["passages"])) for r in rows]
+    (expected,) = evaluate_answer_likelihood(engine, records, [8])
+    assert payload["scores"][1] == {"method": "gmsa", "rate": 8, "scores": pytest.approx(expected.scores, rel=1e-4)}
+    assert "margin_mean" in capsys.readouterr().out
 
 
 def test_cli_writes_json_rows_and_plot(engine, tmp_path, capsys):

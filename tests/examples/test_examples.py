@@ -1,3 +1,4 @@
+import json
 import runpy
 import subprocess
 import sys
@@ -49,3 +50,6 @@ def test_example_runs_with_its_defaults(script, extra, expected, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert expected in result.stdout
+    if script == "evaluate.py":
+        probe = json.loads((tmp_path / "eval" / "probe.json").read_text())
+        assert probe["rows"][0]["n"] == len(probe["scores"][0]["scores"]) == 2
