@@ -7,7 +7,13 @@ import asyncio
 from typing import Any, Literal
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator
-from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
+from llama_index.core.llms import (
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    CustomLLM,
+    LLMMetadata,
+)
 from llama_index.core.llms.callbacks import llm_completion_callback
 
 from ..engine import Completion, GMSAEngine, resolve_engine
@@ -98,11 +104,11 @@ class GMSALLM(CustomLLM):
         return CompletionResponse(text=completion.text, raw=_usage(completion))
 
     @llm_completion_callback()
-    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any):
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         iterator = self.stream_complete(prompt, formatted=formatted, **kwargs)
         done = object()
 
-        async def gen():
+        async def gen() -> CompletionResponseAsyncGen:
             while True:
                 item = await asyncio.to_thread(next, iterator, done)
                 if item is done:
