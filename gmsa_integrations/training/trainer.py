@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.records import read_rows
@@ -198,7 +198,7 @@ class JsonlLogCallback(TrainerCallback):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args: Any, state: TrainerState, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not self.path.exists():
             return
         kept = [
@@ -208,7 +208,9 @@ class JsonlLogCallback(TrainerCallback):
         ]
         atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(
+        self, args: Any, state: TrainerState, control: Any, logs: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
         record = {"step": state.global_step, **logs, "time": round(time.time(), 2)}
