@@ -129,8 +129,10 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # v1.0 (shipped before v1.1) is one more, 1,000 steps from v0.9 (106 min): the same with DM_E2E=build/dm10
 # DM_E2E_FROM=d81418c DM_E2E_SEED=5 DM_E2E_STEPS=1000 and build/dm10's rows.
 # v1.1 (shipped before v1.2) is one more, 900 steps from v1.0 (95 min): the same with DM_E2E=build/dm11
-# DM_E2E_FROM=3546be3 DM_E2E_SEED=6 DM_E2E_STEPS=900 and build/dm11's rows. v1.2 (shipped) is one more, 900 steps
-# from v1.1 (103 min): DM_E2E=build/dm12 DM_E2E_FROM=26c692d DM_E2E_SEED=7 DM_E2E_STEPS=900 and build/dm12's rows.
+# DM_E2E_FROM=3546be3 DM_E2E_SEED=6 DM_E2E_STEPS=900 and build/dm11's rows. v1.2 (shipped before v1.3) is one more,
+# 900 steps from v1.1 (103 min): DM_E2E=build/dm12 DM_E2E_FROM=26c692d DM_E2E_SEED=7 DM_E2E_STEPS=900 and build/dm12's
+# rows. v1.3 (shipped) is one more, 800 steps from v1.2 (87 min): DM_E2E=build/dm13 DM_E2E_FROM=8673e22 DM_E2E_SEED=8
+# DM_E2E_STEPS=800 and build/dm13's rows.
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
