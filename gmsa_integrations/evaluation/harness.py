@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.records import AERow, QARow
-from ..engine import GMSAEngine
+from ..engine import GMSAEngine, SoftPrompt
 from ..engine.prompts import ANSWER_TEMPLATE, PASSAGE_SEPARATOR, QA_TEMPLATE, first_tokens
 from ..extras import require
 from . import metrics
@@ -155,6 +155,12 @@ def drop_tokens(engine: GMSAEngine, passage: str, rate: int) -> str:
     return engine.tokenizer.decode([ids[i] for i in keep])
 
 
+def _gmsa_prompt(engine: GMSAEngine, soft: Sequence[SoftPrompt], row: QARow) -> str:
+    """The ``gmsa`` method's prompt: each passage's soft-token reference in place of its text."""
+    context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in soft)
+    return QA_TEMPLATE.format(context=context, question=row.question)
+
+
 def _answer_with(engine: GMSAEngine, method: str, row: QARow, rate: int, tuned: GMSAEngine | None = None) -> str:
     options: dict[str, Any] = {"max_new_tokens": ANSWER_TOKENS, "stop": ["\n"]}
     if method == "full_context_tuned":
@@ -163,9 +169,7 @@ def _answer_with(engine: GMSAEngine, method: str, row: QARow, rate: int, tuned: 
         prompt = QA_TEMPLATE.format(context=PASSAGE_SEPARATOR.join(row.passages), question=row.question)
         return tuned.generate(prompt, decoder="keft", **options)
     if method == "gmsa":
-        soft = engine.compress(list(row.passages), rate=rate)
-        context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in soft)
-        return engine.generate(QA_TEMPLATE.format(context=context, question=row.question), **options)
+        return engine.generate(_gmsa_prompt(engine, engine.compress(list(row.passages), rate=rate), row), **options)
     passages: dict[str, Callable[[str], str]] = {
         "full_context": lambda p: p,
         "truncate": lambda p: truncate_passage(engine, p, rate),
@@ -248,9 +252,7 @@ def evaluate_answer_likelihood(
             answer = ANSWER_TEMPLATE.format(answer=row.answers[0])
             scored = []
             for passages in (soft[i], soft[(i + 1) % len(rows)]):
-                context = PASSAGE_SEPARATOR.join(engine.reference(sp) for sp in passages)
-                prompt = QA_TEMPLATE.format(context=context, question=row.question)
-                scored.append(sum(engine.log_likelihood(prompt, answer)))
+                scored.append(sum(engine.log_likelihood(_gmsa_prompt(engine, passages, row), answer)))
             own.append(scored[0])
             margins.append(scored[0] - scored[1])
         values = {
