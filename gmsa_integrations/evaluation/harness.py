@@ -250,11 +250,12 @@ def evaluate_answer_likelihood(
         own, margins = [], []
         for i, row in enumerate(tqdm(rows, desc=f"probe {rate}x", leave=False, disable=not show_progress)):
             answer = ANSWER_TEMPLATE.format(answer=row.answers[0])
-            scored = []
-            for passages in (soft[i], soft[(i + 1) % len(rows)]):
-                scored.append(sum(engine.log_likelihood(_gmsa_prompt(engine, passages, row), answer)))
-            own.append(scored[0])
-            margins.append(scored[0] - scored[1])
+            mine, other = (
+                sum(engine.log_likelihood(_gmsa_prompt(engine, passages, row), answer))
+                for passages in (soft[i], soft[(i + 1) % len(rows)])
+            )
+            own.append(mine)
+            margins.append(mine - other)
         values = {
             "wins": statistics.fmean(float(m > 0) for m in margins),
             "margin_mean": statistics.fmean(margins),
