@@ -115,24 +115,12 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # read from git history. 550 steps: 4.2 s/step (~40 min) on an AVX-512 machine's 2 cores, 11.5-12.5 s/step
 # (~2 h) on AVX2 ones; resumable (--resume latest). Then
 # `make default-model-eval DM=build/dm5 DM_EVAL_LOG=build/dm5/e2e/log.jsonl`.
-# v0.6 (shipped before v0.7) is v0.5 continued by the same stage on another data order at a lower peak rate, 1,000 steps
-# (78 min on an AVX-512 machine's 2 cores): `make default-model-e2e DM_E2E=build/dm6 DM_E2E_FROM=ec38f94
-# DM_E2E_SEED=1 DM_E2E_LR=3e-4 DM_E2E_STEPS=1000` (command-line variables reach the sub-make).
-# v0.7 (shipped before v0.9) is v0.6 continued the same way, 1,200 steps (106 min on an AVX-512 machine's 2 cores):
-# `make default-model-e2e DM_E2E=build/dm7 DM_E2E_FROM=cf48013 DM_E2E_SEED=2 DM_E2E_LR=3e-4 DM_E2E_STEPS=1200`.
-# v0.9 (shipped before v1.0) is two more such stages with the standard library's prose back in the rows. v0.8, 1,100 steps
-# from v0.7 (88 min; exported into $(DM_EXPORT), never committed): `make default-model-e2e DM_E2E=build/dm8
-# DM_E2E_FROM=230df8f DM_E2E_SEED=3 DM_E2E_LR=3e-4 DM_E2E_STEPS=1100 DM_E2E_DATA=<rows>` where <rows> is
-# build/dm8/data/qa_train.jsonl,build/dm8/data_ae/ae_train.jsonl,build/dm8/prose/prose_train.jsonl; then v0.9,
-# 1,000 steps from it (98 min): the same with DM_E2E=build/dm9 DM_E2E_FROM=$(DM_EXPORT) DM_E2E_SEED=4
-# DM_E2E_STEPS=1000 and build/dm9's rows (the model card has both commands in full).
-# v1.0 (shipped before v1.1) is one more, 1,000 steps from v0.9 (106 min): the same with DM_E2E=build/dm10
-# DM_E2E_FROM=d81418c DM_E2E_SEED=5 DM_E2E_STEPS=1000 and build/dm10's rows.
-# v1.1 (shipped before v1.2) is one more, 900 steps from v1.0 (95 min): the same with DM_E2E=build/dm11
-# DM_E2E_FROM=3546be3 DM_E2E_SEED=6 DM_E2E_STEPS=900 and build/dm11's rows. v1.2 (shipped before v1.3) is one more,
-# 900 steps from v1.1 (103 min): DM_E2E=build/dm12 DM_E2E_FROM=26c692d DM_E2E_SEED=7 DM_E2E_STEPS=900 and build/dm12's
-# rows. v1.3 (shipped) is one more, 800 steps from v1.2 (87 min): DM_E2E=build/dm13 DM_E2E_FROM=8673e22 DM_E2E_SEED=8
-# DM_E2E_STEPS=800 and build/dm13's rows.
+# Every later version (v0.6 to v1.3) is the shipped model continued by this stage on a new data order
+# (DM_E2E_SEED) at peak lr 3e-4, with prose in the rows from v0.8 on; the model card's Recipe section has
+# each version's command in full. To continue the shipped model (a directory works as DM_E2E_FROM):
+# `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=$(DM_EXPORT) DM_E2E_SEED=<new> DM_E2E_LR=3e-4
+# DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
+# build/dmN/data_ae/ae_train.jsonl,build/dmN/prose/prose_train.jsonl (command-line variables reach the sub-make).
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
