@@ -118,8 +118,8 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # Every later version (v0.6 to v1.4) is the shipped model continued by this stage on a new data order
 # (DM_E2E_SEED) at peak lr 3e-4, with prose in the rows from v0.8 on; the model card's Recipe section has
 # each version's command in full. To continue the shipped model (a directory works as DM_E2E_FROM):
-# `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=$(DM_EXPORT) DM_E2E_SEED=<new> DM_E2E_LR=3e-4
-# DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
+# `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=gmsa_integrations/default_model DM_E2E_SEED=<new>
+# DM_E2E_LR=3e-4 DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
 # build/dmN/data_ae/ae_train.jsonl,build/dmN/prose/prose_train.jsonl (command-line variables reach the sub-make).
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
