@@ -57,12 +57,15 @@ DM_QA_WORLDS := 3
 DM_AE_WORLDS := 20
 DM_PROSE_PACKAGES :=
 DM_WORKERS := 0
+# mixed precision for every stage: true or false (empty: bf16 where CUDA supports it, else fp32); on CPUs with
+# AVX-512 BF16, `true` ran the e2e stage 1.4x faster (the model card)
+DM_BF16 :=
 DM_EVAL_LIMIT := 200
 # the training log whose curves default-model-eval plots (v0.5's: DM_EVAL_LOG=build/dm5/e2e/log.jsonl)
 DM_EVAL_LOG = $(DM)/joint/log.jsonl
 DM_SETUP := $(STAMP)
 COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 --no-show-progress --resume latest \
-	--dataloader-workers $(DM_WORKERS)
+	--dataloader-workers $(DM_WORKERS) $(if $(DM_BF16),--bf16 $(DM_BF16))
 DM_DATA = $(DM)/prose/prose_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
 
 .PHONY: default-model default-model-gpu default-model-cpu default-model-e2e default-model-eval
