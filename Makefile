@@ -57,10 +57,10 @@ DM_QA_WORLDS := 3
 DM_AE_WORLDS := 20
 DM_PROSE_PACKAGES :=
 DM_WORKERS := 0
-# mixed precision for every stage: true, false, or empty (bf16 where CUDA supports it, else fp32). It defaults to
-# true on CPUs with native bf16 (AVX-512 BF16 or AMX), where v1.5's stage ran 1.14x faster than fp32 and v1.5 and
-# v1.6 came out the best models yet; the trainable weights stay fp32 either way (the model card)
-DM_BF16 := $(shell grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null && echo true)
+# mixed precision for every stage: true, false, or empty, `gmsa train`'s default: bf16 where CUDA supports it or
+# the CPU has native bf16 (AVX-512 BF16 or AMX, where v1.5's stage ran 1.14x faster than fp32 and v1.5 and v1.6
+# came out the best models yet), else fp32; the trainable weights stay fp32 either way (the model card)
+DM_BF16 :=
 DM_EVAL_LIMIT := 200
 # the training log whose curves default-model-eval plots (v0.5's: DM_EVAL_LOG=build/dm5/e2e/log.jsonl)
 DM_EVAL_LOG = $(DM)/joint/log.jsonl

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from gmsa_integrations import GMSAConfig, GMSAEngine
 from gmsa_integrations.cli import main as cli_main
 from gmsa_integrations.testing import ARCHITECTURES, char_tokenizer, random_backbone
-from gmsa_integrations.training import DataError, TrainConfig, read_rows, train
+from gmsa_integrations.training import DataError, TrainConfig, read_rows, select_trainable, train
 
 FACTS = [
     "Mira Solen was born in Kethport.",
@@ -163,7 +163,9 @@ def test_resume_continues_from_the_saved_step(workdir, ae_checkpoint):
 
 
 def test_lsa_learning_rate_sets_the_lsa_apart_from_the_encoder_lora(workdir):
-    trained = train(_ae_config(workdir, workdir / "lsa_lr", max_steps=3, lsa_learning_rate=0.0)).model.state_dict()
+    # fp32 on every machine: in bf16 the LSA starts as a rounded copy of the bf16 backbone's layer
+    config = _ae_config(workdir, workdir / "lsa_lr", max_steps=3, lsa_learning_rate=0.0, bf16=False)
+    trained = train(config).model.state_dict()
     initial = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config()).model.state_dict()
     lsa = [k for k in initial if k.startswith("lsa.")]
     assert lsa and all(torch.equal(initial[k], trained[k]) for k in lsa)
@@ -295,6 +297,36 @@ def test_lsa_learning_rate_without_an_lsa_is_refused(workdir, tmp_path):
         train(config)
 
 
+@pytest.mark.parametrize(("stage", "mode"), [("ae", "frozen"), ("ae", "lora"), ("keft", "qkv"), ("keft", "lora")])
+def test_a_bf16_engine_trains_fp32_weights(workdir, stage, mode):
+    engine = GMSAEngine.from_backbone(str(workdir / "backbone"), config=_gmsa_config(), dtype=torch.bfloat16)
+    names = select_trainable(engine, stage, keft_mode=mode if stage == "keft" else "qkv", lora_r=4, ae_decoder=mode)
+    params = dict(engine.model.named_parameters())
+    assert names and {params[n].dtype for n in names} == {torch.float32}  # optimizer updates in fp32
+    assert params["backbone.model.embed_tokens.weight"].dtype == torch.bfloat16  # the frozen backbone stays bf16
+
+
+def test_keft_in_bf16_keeps_the_compressor_and_the_soft_tokens_indexed_before_it(workdir, ae_checkpoint, tmp_path):
+    out = tmp_path / "keft-bf16"
+    config = TrainConfig(
+        stage="keft",
+        init=str(ae_checkpoint),
+        data=str(workdir / "qa.jsonl"),
+        output_dir=str(out),
+        max_steps=3,
+        batch_size=3,
+        keft_mode="lora",
+        keft_lora_r=4,
+        bf16=True,
+        **SMALL,
+    )
+    train(config)
+    ae, keft = GMSAEngine.from_pretrained(ae_checkpoint), GMSAEngine.from_pretrained(out)
+    assert keft.fingerprint == ae.fingerprint
+    for a, b in zip(ae.compress(FACTS), keft.compress(FACTS)):
+        assert torch.equal(a.embeddings, b.embeddings)
+
+
 def test_keft_lora_resumes_from_its_adapters(workdir, ae_checkpoint, tmp_path):
     common = dict(
         stage="keft",
@@ -402,3 +434,20 @@ def test_one_autoencoder_step_then_one_keft_step(tmp_path, arch):
     assert engine.model.backbone.config.model_type == arch
     assert engine.model.has_decoder_overrides
     assert engine.compress([FACTS[0]], rate=4)[0].num_tokens == -(-len(FACTS[0]) // 4)
+
+
+def test_bf16_defaults_follow_the_hardware_and_an_explicit_choice_wins(monkeypatch):
+    from gmsa_integrations.training.trainer import _use_bf16
+
+    config = TrainConfig(stage="ae", backbone="b", data="x", output_dir="y")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert _use_bf16(config) is True  # native bf16 CPU: on by default
+    assert _use_bf16(TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", bf16=False)) is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert _use_bf16(config) is False  # emulated bf16 would be slower: fp32
+    assert _use_bf16(TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", bf16=True)) is True
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert _use_bf16(config) is False  # a torch without the probes: fp32, no error
