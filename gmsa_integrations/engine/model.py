@@ -261,7 +261,7 @@ class GMSAModel(nn.Module):
             lora_a, lora_b = (t.to(device=param.device, dtype=torch.float32) for t in (lora_a, lora_b))
             self._original_decoder[name] = param.data
             param.data = (param.data.float() + lora_b @ lora_a).to(param.dtype)
-            self._decoder_lora[name] = (lora_a.to(param.dtype), lora_b.to(param.dtype))
+            self._decoder_lora[name] = (lora_a, lora_b)  # fp32: a bf16 model saves or resumes them exactly
 
     def _parameter(self, name: str) -> nn.Parameter:
         module, _, leaf = name.rpartition(".")

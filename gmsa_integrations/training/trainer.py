@@ -300,6 +300,8 @@ def _inject_decoder_lora(engine: GMSAEngine, targets: list[str], r: int, alpha: 
     layers = _decoder_lora_layers(engine)
     with torch.no_grad():
         for name, module in layers.items():
+            for lora in (module.lora_A[DECODER_ADAPTER], module.lora_B[DECODER_ADAPTER]):
+                lora.float()  # trained in fp32, and a resumed factor is copied in exactly
             if f"{name}.weight" in resumed:
                 lora_a, lora_b = factors[f"{name}.weight"]
                 module.lora_A[DECODER_ADAPTER].weight.copy_(lora_a)

@@ -123,6 +123,21 @@ def test_decoder_lora_is_stored_as_small_factors_and_reloads_exactly(tmp_path):
     assert again.fingerprint == engine.fingerprint  # the decoder does not change soft tokens
 
 
+def test_a_bf16_engine_keeps_the_decoder_lora_factors_exact_so_resaving_loses_nothing(tmp_path):
+    engine = make_engine("llama")
+    factors = _lora_factors(engine)
+    engine.model.set_decoder_overrides({}, lora=factors)
+    engine.save_pretrained(tmp_path / "fp32")
+    bf16 = GMSAEngine.from_pretrained(tmp_path / "fp32", dtype=torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16
+    for name, (a, b) in factors.items():  # the dense tuned weight is bf16; the factors a stage resumes are not
+        torch.testing.assert_close(bf16.model.decoder_lora()[name], (a, b), rtol=0, atol=0)
+    bf16.save_pretrained(tmp_path / "again")
+    first, again = (load_file(str(tmp_path / d / "gmsa_weights.safetensors")) for d in ("fp32", "again"))
+    lora_keys = [k for k in first if k.startswith("decoder_lora.")]
+    assert lora_keys and all(torch.equal(first[k], again[k]) for k in lora_keys)
+
+
 def test_decoder_lora_of_the_wrong_shape_is_refused():
     engine = make_engine("llama")
     (name, (a, b)), *_ = _lora_factors(engine).items()
