@@ -2,10 +2,12 @@
 
 Steps: a FAISS index over the corpus (MiniLM embeddings, built once and reused), the corpus's soft
 tokens precomputed into a `SoftTokenStore`, then questions answered through the LangChain chain and
-the LlamaIndex query engine, each compared with the same retrieval feeding the full text to the same
-backbone: as shipped, and (for the default model) fine-tuned on the same QA data with the same decoder
-LoRA budget, the fair baseline. The bundled corpus and questions come from the held-out world of
-`gmsa data synth` (names the default model never saw in training).
+the LlamaIndex query engine. Both retrieve the top passages by the question plus those that the best
+one names by title (`TitleLinkRetriever`: the second hop of a two-hop question), and each is compared
+with the same retrieval feeding the full text to the same backbone: as shipped, and (for the default
+model) fine-tuned on the same QA data with the same decoder LoRA budget, the fair baseline. The bundled
+corpus and questions come from the held-out world of `gmsa data synth` (names the default model never
+saw in training).
 """
 
 from __future__ import annotations
@@ -101,19 +103,30 @@ def _llama_index(passages: list[Passage], folder: Path) -> Any:
 class Pipelines:
     """The LangChain chain and the LlamaIndex query engine over one corpus, plus the full-text path."""
 
-    def __init__(self, engine: GMSAEngine, passages: list[Passage], index_dir: Path, rate: int, top_k: int) -> None:
-        from ..langchain import create_gmsa_rag_chain
+    def __init__(
+        self, engine: GMSAEngine, passages: list[Passage], index_dir: Path, rate: int, top_k: int, links: int = 2
+    ) -> None:
+        from langchain_core.documents import Document
+
+        from ..langchain import TitleLinkRetriever, create_gmsa_rag_chain
+        from ..llama_index import TitleLinkRetriever as TitleLinkNodeRetriever
         from ..llama_index import build_query_engine
 
         self.engine = engine
-        self.retriever = _langchain_store(passages, index_dir / "langchain").as_retriever(search_kwargs={"k": top_k})
+        store = _langchain_store(passages, index_dir / "langchain")
+        self.retriever = store.as_retriever(search_kwargs={"k": top_k})
+        if links:  # the second hop: passages that the best one names by title
+            documents = [Document(p.text, id=p.id, metadata={"id": p.id, **p.metadata}) for p in passages]
+            self.retriever = TitleLinkRetriever(retriever=self.retriever, documents=documents, max_linked=links)
         self.chain = create_gmsa_rag_chain(self.retriever, engine, rate, return_sources=True, **ANSWER_OPTIONS)
         index = _llama_index(passages, index_dir / "llama_index")
+        node_retriever = TitleLinkNodeRetriever.from_index(index, top_k, max_linked=links) if links else None
         self.query_engine = build_query_engine(
             index,
             engine,
             rate=rate,
             similarity_top_k=top_k,
+            retriever=node_retriever,
             max_new_tokens=ANSWER_OPTIONS["max_tokens"],
             stop=ANSWER_OPTIONS["stop"],
         )
@@ -182,7 +195,8 @@ def run_demo(
     corpus: str | None = None,
     *,
     rate: int = 4,
-    top_k: int = 3,
+    top_k: int = 2,
+    links: int = 2,
     sample: int = 30,
     workdir: str | None = None,
     model: str | None = None,
@@ -208,7 +222,7 @@ def run_demo(
     if model is None:
         print(DEFAULT_MODEL_NOTE)
     print(f"1/3 FAISS index over {len(passages)} passages (MiniLM embeddings) ...")
-    pipelines = Pipelines(engine, passages, index_dir, rate, top_k)
+    pipelines = Pipelines(engine, passages, index_dir, rate, top_k, links)
     print("2/3 soft tokens into the store (reused on later runs) ...")
     stats = build_index(engine, passages, [rate])
     print(f"    store: {stats}")
@@ -264,7 +278,8 @@ def run_demo(
         latencies += f", full text on the tuned backbone {tuned_latency}"
         speed_up = f"{tuned_s / gmsa_s:.2f}x against the tuned backbone"
     print(
-        f"\nSUMMARY ({len(held_out)} held-out questions, top-{top_k} retrieval, rate {rate}x): "
+        f"\nSUMMARY ({len(held_out)} held-out questions, top-{top_k} retrieval"
+        f"{f' plus up to {links} title-linked passages' if links else ''}, rate {rate}x): "
         f"exact match GMSA {accuracy('gmsa')} vs full text {accuracy('full')}"
         f"{tuned_part}; compression {statistics.fmean(ratios):.1f}x; median latency (retrieval and the whole answer) "
         f"with soft tokens read from the store {gmsa_latency} vs {latencies}; speed-up {speed_up}"

@@ -12,7 +12,14 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--question", default=None, help="answer your own question over the corpus")
     parser.add_argument("--corpus", default=None, help='your own JSON Lines corpus ({"text": ..., "id": ...} rows)')
     parser.add_argument("--rate", type=int, default=4, help="compression rate (default 4)")
-    parser.add_argument("--top-k", type=int, default=3, help="passages retrieved per question (default 3)")
+    parser.add_argument("--top-k", type=int, default=2, help="passages retrieved per question (default 2)")
+    parser.add_argument(
+        "--links",
+        type=int,
+        default=2,
+        help="add up to N passages that the best one names by title, the second hop of two-hop questions "
+        "(default 2; 0: off; needs a 'title' field in the corpus rows)",
+    )
     parser.add_argument("--sample", type=int, default=30, help="held-out questions in the summary (default 30)")
     parser.add_argument("--workdir", default=None, help="index and store cache (default ~/.cache/gmsa-integrations)")
     parser.add_argument("--model", default=None, help="GMSA checkpoint (default: the embedded model)")
@@ -25,11 +32,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     for name in ("rate", "top_k", "sample"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+    if args.links < 0:
+        raise SystemExit("--links must be >= 0")
     return run_demo(
         args.question,
         args.corpus,
         rate=args.rate,
         top_k=args.top_k,
+        links=args.links,
         sample=args.sample,
         workdir=args.workdir,
         model=args.model,

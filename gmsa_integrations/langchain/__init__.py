@@ -1,4 +1,5 @@
-"""LangChain integration: `GMSACompressor` (documents -> soft tokens) and `ChatGMSA` (reads them).
+"""LangChain integration: `GMSACompressor` (documents -> soft tokens), `ChatGMSA` (reads them) and
+`TitleLinkRetriever` (a second retrieval hop for two-hop questions).
 
 Needs ``pip install 'gmsa-integrations[langchain]'``.
 """
@@ -11,6 +12,7 @@ require("faiss", "langchain")
 from .chains import GMSA_RAG_PROMPT, create_gmsa_rag_chain, format_docs
 from .chat_models import ChatGMSA
 from .compressors import GMSACompressor
+from .retrievers import TitleLinkRetriever
 from .vectorstores import FaissVectorStore, MiniLMEmbeddings
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "FaissVectorStore",
     "GMSACompressor",
     "MiniLMEmbeddings",
+    "TitleLinkRetriever",
     "create_gmsa_rag_chain",
     "format_docs",
 ]

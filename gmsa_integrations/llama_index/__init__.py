@@ -1,4 +1,5 @@
-"""LlamaIndex integration: `GMSANodePostprocessor` (nodes -> soft tokens) and `GMSALLM` (reads them).
+"""LlamaIndex integration: `GMSANodePostprocessor` (nodes -> soft tokens), `GMSALLM` (reads them) and
+`TitleLinkRetriever` (a second retrieval hop for two-hop questions).
 
 Needs ``pip install 'gmsa-integrations[llama-index]'``.
 """
@@ -11,12 +12,14 @@ from .embeddings import MiniLMEmbedding, faiss_vector_index, load_faiss_index
 from .llms import GMSALLM
 from .postprocessor import GMSANodePostprocessor
 from .query_engine import GMSA_QA_TEMPLATE, build_query_engine
+from .retrievers import TitleLinkRetriever
 
 __all__ = [
     "GMSALLM",
     "GMSA_QA_TEMPLATE",
     "GMSANodePostprocessor",
     "MiniLMEmbedding",
+    "TitleLinkRetriever",
     "build_query_engine",
     "faiss_vector_index",
     "load_faiss_index",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.query_engine import RetrieverQueryEngine
 
 from ..engine import GMSAEngine, resolve_engine
 from ..engine.prompts import QA_TEMPLATE
@@ -18,16 +20,27 @@ GMSA_QA_TEMPLATE = PromptTemplate(
 
 
 def build_query_engine(
-    index: Any, engine: GMSAEngine | None = None, *, rate: int = 4, similarity_top_k: int = 3, **kwargs: Any
+    index: Any,
+    engine: GMSAEngine | None = None,
+    *,
+    rate: int = 4,
+    similarity_top_k: int = 3,
+    retriever: BaseRetriever | None = None,
+    **kwargs: Any,
 ) -> Any:
-    """A query engine over ``index`` that compresses retrieved nodes and answers with `GMSALLM`."""
+    """A query engine over ``index`` that compresses retrieved nodes and answers with `GMSALLM`.
+
+    ``retriever`` replaces the index's own (``similarity_top_k`` is then the retriever's business), e.g. a
+    `TitleLinkRetriever` for two-hop questions.
+    """
     engine = resolve_engine(engine)
-    return index.as_query_engine(
-        llm=GMSALLM(
-            engine=engine, **{k: kwargs.pop(k) for k in ("max_new_tokens", "temperature", "stop") if k in kwargs}
-        ),
-        node_postprocessors=[GMSANodePostprocessor(engine=engine, rate=rate)],
-        similarity_top_k=similarity_top_k,
-        text_qa_template=GMSA_QA_TEMPLATE,
+    llm = GMSALLM(engine=engine, **{k: kwargs.pop(k) for k in ("max_new_tokens", "temperature", "stop") if k in kwargs})
+    options = {
+        "llm": llm,
+        "node_postprocessors": [GMSANodePostprocessor(engine=engine, rate=rate)],
+        "text_qa_template": GMSA_QA_TEMPLATE,
         **kwargs,
-    )
+    }
+    if retriever is not None:
+        return RetrieverQueryEngine.from_args(retriever, **options)
+    return index.as_query_engine(similarity_top_k=similarity_top_k, **options)

@@ -20,7 +20,8 @@ def test_bundled_demo_prints_answers_and_a_held_out_summary(tiny_model, tmp_path
     assert run_demo(model=str(tiny_model), workdir=str(tmp_path), sample=2, rate=4, top_k=2) == 0
     out = capsys.readouterr().out
     assert out.count("[LangChain] Q:") == 3 and out.count("[LlamaIndex] Q:") == 3
-    summary = re.search(r"SUMMARY \(2 held-out questions, top-2 retrieval, rate 4x\).*compression ([\d.]+)x", out)
+    retrieval = r"top-2 retrieval plus up to 2 title-linked passages"
+    summary = re.search(rf"SUMMARY \(2 held-out questions, {retrieval}, rate 4x\).*compression ([\d.]+)x", out)
     assert summary and 3.0 <= float(summary.group(1)) <= 4.0  # ceil(L/4) soft tokens for L context tokens
     # latencies are only comparable beside the lengths of the answers they generated
     latency = r"store \d+ ms \(\d+-token answers\) vs full text \d+ ms \(\d+-token answers\); speed-up [\d.]+x"
@@ -52,17 +53,21 @@ def test_own_corpus_and_question_reuse_the_index_and_store(tiny_model, tmp_path,
 
 
 def test_langchain_and_llama_index_pipelines_send_the_decoder_the_same_prompt(tiny_model, tmp_path):
-    # corpus fields other than text and id (a title, a type) must not reach one pipeline's prompt only
+    # corpus fields other than text and id (a title, a type) must not reach one pipeline's prompt only, and both
+    # follow the best passage's title links alike
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(
-        '{"id": "a", "text": "Mira Solen was born in Kethport.", "title": "Mira Solen", "type": "person"}\n'
+        '{"id": "a", "text": "Mira Solen was born in Kethport; she works for Orvan Tools.", "title": "Mira Solen", '
+        '"type": "person"}\n'
         '{"id": "b", "text": "Orvan Tools makes drills.", "title": "Orvan Tools", "type": "organization"}\n'
+        '{"id": "c", "text": "Kethport lies on the Anwe River.", "title": "Kethport", "type": "town"}\n'
     )
     engine = GMSAEngine.from_pretrained(tiny_model)
-    pipelines = Pipelines(engine, read_corpus(corpus), tmp_path / "index", rate=4, top_k=2)
+    pipelines = Pipelines(engine, read_corpus(corpus), tmp_path / "index", rate=4, top_k=1, links=2)
     prompts = []
     complete = engine.complete
     engine.complete = lambda prompt, **options: prompts.append(prompt) or complete(prompt, **options)
     langchain, llama_index = pipelines.langchain("Where was Mira born?"), pipelines.llama_index("Where was Mira born?")
     assert len(prompts) == 2 and prompts[0] == prompts[1] and "Mira Solen" not in prompts[0]
     assert langchain.answer == llama_index.answer and langchain.sources == llama_index.sources
+    assert langchain.sources[1:] == ["Kethport lies on the Anwe River.", "Orvan Tools makes drills."]

@@ -1,14 +1,22 @@
 """End to end on the embedded default model, through LangChain: the fair baseline reads the retrieved passages,
-and the compressed chain is compared with it."""
+and the compressed chain is compared with it. Retrieval is the demo's: the top 2 passages by the question plus up
+to 2 that the best one names by title."""
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnablePassthrough
 
 from gmsa_integrations.cli.demo import BUNDLED_CORPUS
 from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.evaluation import exact_match, f1
-from gmsa_integrations.langchain import GMSA_RAG_PROMPT, ChatGMSA, create_gmsa_rag_chain, format_docs
+from gmsa_integrations.langchain import (
+    GMSA_RAG_PROMPT,
+    ChatGMSA,
+    TitleLinkRetriever,
+    create_gmsa_rag_chain,
+    format_docs,
+)
 from gmsa_integrations.langchain.vectorstores import FaissVectorStore, MiniLMEmbeddings
 
 QUESTIONS = 20
@@ -16,9 +24,9 @@ QUESTIONS = 20
 
 @pytest.fixture(scope="module")
 def retriever():
-    passages = read_corpus(BUNDLED_CORPUS)
-    store = FaissVectorStore.from_texts([p.text for p in passages], MiniLMEmbeddings(), ids=[p.id for p in passages])
-    return store.as_retriever(search_kwargs={"k": 3})
+    docs = [Document(p.text, id=p.id, metadata=p.metadata) for p in read_corpus(BUNDLED_CORPUS)]
+    store = FaissVectorStore.from_documents(docs, MiniLMEmbeddings())
+    return TitleLinkRetriever(retriever=store.as_retriever(search_kwargs={"k": 2}), documents=docs, max_linked=2)
 
 
 def _full_text_chain(retriever, engine, context=None):
@@ -50,8 +58,8 @@ def test_the_fair_baseline_reads_the_retrieved_passages_through_the_chain(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: the default model's soft tokens do not carry exact facts (v0.3: GMSA EM 0.05 against "
-    "0.35 for the fair tuned baseline reading the text; on 30, F1 0.14 against 0.47: model card)",
+    reason="known gap: the default model's soft tokens carry some exact facts, far from all (v1.6 on the demo's "
+    "30 questions: GMSA EM 0.47 against 0.80 for the fair tuned baseline reading the text: model card)",
 )
 def test_compressed_chain_answers_as_well_as_the_fair_baseline(
     default_engine, retriever, held_out_questions, tuned_answers
@@ -67,7 +75,7 @@ def test_compressed_chain_answers_as_well_as_the_fair_baseline(
 def test_sources_carry_token_counts_and_original_text(default_engine, retriever, held_out_questions):
     chain = create_gmsa_rag_chain(retriever, default_engine, rate=4, return_sources=True, max_tokens=24, stop=["\n"])
     out = chain.invoke(held_out_questions[0]["question"])
-    assert len(out["sources"]) == 3
+    assert 2 <= len(out["sources"]) <= 4  # the top 2, and the passages the best one names
     for doc in out["sources"]:
         meta = doc.metadata
         assert meta["gmsa_soft_tokens"] == -(-meta["gmsa_source_tokens"] // 4)
