@@ -64,7 +64,10 @@ class TitleLinkRetriever(BaseRetriever):
     @classmethod
     def from_index(cls, index: Any, similarity_top_k: int = 2, **kwargs: Any) -> TitleLinkRetriever:
         """Over a `VectorStoreIndex`: its retriever is the first hop and its docstore the corpus."""
-        return cls(index.as_retriever(similarity_top_k=similarity_top_k), index.docstore.docs, **kwargs)
+        nodes = index.docstore.docs
+        if not nodes:  # vector stores that keep the text themselves leave the docstore empty
+            raise ValueError("the index's docstore holds no nodes to link to; pass them: TitleLinkRetriever(r, nodes)")
+        return cls(index.as_retriever(similarity_top_k=similarity_top_k), nodes, **kwargs)
 
     def _with_links(self, hits: list[NodeWithScore]) -> list[NodeWithScore]:
         keyed = [(hit.node.node_id, hit.node.get_content()) for hit in hits]

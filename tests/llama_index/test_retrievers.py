@@ -56,3 +56,7 @@ def test_bad_arguments_are_refused_with_a_message_that_names_them(index):
         TitleLinkRetriever(base, ["text"])
     with pytest.raises(ValueError, match="max_linked"):
         TitleLinkRetriever(base, [], max_linked=-2)
+    empty = faiss_vector_index([TextNode(text="x", id_="x")])
+    empty.docstore.delete_document("x")
+    with pytest.raises(ValueError, match="docstore holds no nodes"):
+        TitleLinkRetriever.from_index(empty)
