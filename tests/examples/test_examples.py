@@ -37,6 +37,8 @@ def test_train_your_own_runs_with_defaults(tmp_path):
         ("langchain_rag.py", [], "A: "),
         ("langchain_rag.py", ["--stream"], "A: "),
         ("llama_index_query_engine.py", [], "score "),
+        # a two-hop question: the employer's passage comes in as a title link of the person's
+        ("llama_index_query_engine.py", ["--question", "What industry is the employer of Kirsi Panur in?"], "linked"),
         ("precompute_store.py", [], "read back"),
         ("evaluate.py", ["--limit", "2", "--rates", "4"], "wrote"),
     ],
