@@ -79,7 +79,7 @@ def _run_export(args: argparse.Namespace) -> int:
             f"{args.model} -> {args.out} (decoder, {engine.dtype}, stops at token ids {sorted(engine.stop_token_ids)})"
         )
         return 0
-    engine.save_pretrained(args.out, bundle_backbone=True if args.bundle_backbone else None)
+    engine.save_pretrained(args.out, bundle_backbone=True if args.bundle_backbone else None, dtype=engine.dtype)
     bundled = args.bundle_backbone or engine.backbone_ref in (None, "bundled")
     print(f"{args.model} -> {args.out} ({engine.dtype}, backbone {'bundled' if bundled else 'referenced'})")
     return 0

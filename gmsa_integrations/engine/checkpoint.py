@@ -140,8 +140,10 @@ def save_checkpoint(
     backbone_ref: BackboneRef | None,
     eos_token_id: int | None,
     bundle_backbone: bool,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a checkpoint that `load_checkpoint` reads: weights, then the config that names their sha256."""
+    """Write a checkpoint that `load_checkpoint` reads: weights (cast to ``dtype`` if given, else each as held),
+    then the config that names their sha256."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if bundle_backbone:
@@ -150,7 +152,10 @@ def save_checkpoint(
             model.backbone.save_pretrained(build)
         tokenizer.save_pretrained(build)
         replace_directory(build, directory / BACKBONE_DIR)
-    sha = save_tensors(directory / WEIGHTS_NAME, model.gmsa_state_dict(), {"format": "pt"})
+    state = model.gmsa_state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    sha = save_tensors(directory / WEIGHTS_NAME, state, {"format": "pt"})
     atomic_write_json(
         directory / CONFIG_NAME,
         {

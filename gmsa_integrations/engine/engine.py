@@ -127,12 +127,16 @@ class GMSAEngine:
             store.bind(engine.fingerprint)  # refuse another model's store now, not at the first query
         return engine
 
-    def save_pretrained(self, directory: str | os.PathLike, *, bundle_backbone: bool | None = None) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike, *, bundle_backbone: bool | None = None, dtype: torch.dtype | None = None
+    ) -> Path:
         """Write a checkpoint that `from_pretrained` loads (safetensors + JSON, atomically).
 
         Args:
             bundle_backbone: copy the backbone and tokenizer into ``directory/backbone``. Default:
                 bundle unless the engine was built from a path or hub id (which is then recorded).
+            dtype: store every GMSA tensor in this precision (``gmsa export --dtype``). Default: each as held;
+                a bf16 engine holds its decoder LoRA factors in fp32, so that training resumes them exactly.
         """
         if bundle_backbone is None:
             bundle_backbone = self.backbone_ref in (None, "bundled")
@@ -144,6 +148,7 @@ class GMSAEngine:
                 backbone_ref=self.backbone_ref,
                 eos_token_id=self.eos_token_id,
                 bundle_backbone=bundle_backbone,
+                dtype=dtype,
             )
 
     def export_decoder(self, directory: str | os.PathLike, *, decoder: Literal["keft", "original"] = "keft") -> Path:

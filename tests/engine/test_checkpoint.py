@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from gmsa_integrations import CheckpointError, GMSAEngine
+from gmsa_integrations.cli import main as cli_main
 from gmsa_integrations.testing import ARCHITECTURES
 from tests.conftest import make_engine
 
@@ -136,6 +137,10 @@ def test_a_bf16_engine_keeps_the_decoder_lora_factors_exact_so_resaving_loses_no
     first, again = (load_file(str(tmp_path / d / "gmsa_weights.safetensors")) for d in ("fp32", "again"))
     lora_keys = [k for k in first if k.startswith("decoder_lora.")]
     assert lora_keys and all(torch.equal(first[k], again[k]) for k in lora_keys)
+    # `gmsa export --dtype float16` stores every tensor, factors included, in half precision
+    assert cli_main(["export", "--model", str(tmp_path / "fp32"), "--out", str(tmp_path / "half")]) == 0
+    half = load_file(str(tmp_path / "half" / "gmsa_weights.safetensors"))
+    assert {t.dtype for t in half.values()} == {torch.float16} and set(half) == set(first)
 
 
 def test_decoder_lora_of_the_wrong_shape_is_refused():
