@@ -54,6 +54,8 @@ DM_KEFT_FROM := joint
 DM_BASELINE_STEPS := 40
 DM_LR := 1e-3
 DM_QA_WORLDS := 3
+# the QA worlds' seed: a new one gives a continuation stage names and facts it has never read
+DM_QA_SEED := 0
 DM_AE_WORLDS := 20
 DM_PROSE_PACKAGES :=
 DM_WORKERS := 0
@@ -125,6 +127,8 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=gmsa_integrations/default_model DM_E2E_SEED=<new>
 # DM_E2E_LR=3e-4 DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
 # build/dmN/data_ae/ae_train.jsonl,build/dmN/prose/prose_train.jsonl (command-line variables reach the sub-make).
+# DM_QA_SEED=<new> gives the stage QA rows from worlds no earlier stage has read (v1.8: seed 2); the
+# test split to compare against stays seed 0's, build/dm17/data/qa_test.jsonl.
 DM_E2E := build/dm5
 DM_E2E_FROM := 692952f
 DM_E2E_STEPS := 550
@@ -148,7 +152,7 @@ $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma)
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data synth --out $(DM)/data --seed 0 --train-worlds $(DM_QA_WORLDS) --distractors 1
+	$(GMSA) data synth --out $(DM)/data --seed $(DM_QA_SEED) --train-worlds $(DM_QA_WORLDS) --distractors 1
 $(DM)/data_ae/ae_train.jsonl: | $(DM_SETUP)
 	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds $(DM_AE_WORLDS)
 $(DM)/prose/prose_train.jsonl: | $(DM_SETUP)
