@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llama_index.core.schema import TextNode
-
 from gmsa_integrations import GMSAEngine
 from gmsa_integrations.cli.demo import BUNDLED_CORPUS
 from gmsa_integrations.data.corpus import read_corpus
-from gmsa_integrations.llama_index import TitleLinkRetriever, build_query_engine
-from gmsa_integrations.llama_index.embeddings import faiss_vector_index, load_faiss_index
+from gmsa_integrations.llama_index import (
+    TitleLinkRetriever,
+    build_query_engine,
+    faiss_vector_index,
+    load_faiss_index,
+    passage_nodes,
+)
 
 
 def main() -> None:
@@ -38,17 +41,8 @@ def main() -> None:
     if args.persist_dir and (Path(args.persist_dir) / "docstore.json").is_file():
         index = load_faiss_index(args.persist_dir)
     else:
-        # a title or type stays on the node (for the links) but out of what is embedded and what the LLM reads
-        nodes = [
-            TextNode(
-                text=p.text,
-                id_=p.id,
-                metadata=p.metadata,
-                excluded_llm_metadata_keys=list(p.metadata),
-                excluded_embed_metadata_keys=list(p.metadata),
-            )
-            for p in read_corpus(args.corpus)
-        ]
+        # a title stays on each node for the links, out of what is embedded and what the LLM reads
+        nodes = passage_nodes(read_corpus(args.corpus))
         index = faiss_vector_index(nodes, persist_dir=args.persist_dir)
     links = TitleLinkRetriever.from_index(index, args.top_k, max_linked=args.links) if args.links else None
     query_engine = build_query_engine(

@@ -78,26 +78,11 @@ def _langchain_store(passages: list[Passage], folder: Path) -> Any:
 
 
 def _llama_index(passages: list[Passage], folder: Path) -> Any:
-    from llama_index.core.schema import TextNode
-
-    from ..llama_index.embeddings import faiss_vector_index, load_faiss_index
+    from ..llama_index.embeddings import faiss_vector_index, load_faiss_index, passage_nodes
 
     if (folder / "docstore.json").is_file():
         return load_faiss_index(folder)
-    # LlamaIndex shows node metadata to the LLM and the embedder by default; the corpus's fields (a title, a
-    # type) stay on the nodes as sources but out of both, so the two pipelines retrieve and prompt alike and
-    # the decoder reads the layout it was trained on
-    nodes = [
-        TextNode(
-            text=p.text,
-            id_=p.id,
-            metadata=dict(p.metadata),
-            excluded_llm_metadata_keys=list(p.metadata),
-            excluded_embed_metadata_keys=list(p.metadata),
-        )
-        for p in passages
-    ]
-    return faiss_vector_index(nodes, persist_dir=folder)
+    return faiss_vector_index(passage_nodes(passages), persist_dir=folder)
 
 
 class Pipelines:

@@ -8,7 +8,7 @@ from ..extras import require
 
 require("llama_index.core", "llama-index")
 
-from .embeddings import MiniLMEmbedding, faiss_vector_index, load_faiss_index
+from .embeddings import MiniLMEmbedding, faiss_vector_index, load_faiss_index, passage_nodes
 from .llms import GMSALLM
 from .postprocessor import GMSANodePostprocessor
 from .query_engine import GMSA_QA_TEMPLATE, build_query_engine
@@ -23,4 +23,5 @@ __all__ = [
     "build_query_engine",
     "faiss_vector_index",
     "load_faiss_index",
+    "passage_nodes",
 ]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field
-from llama_index.core.schema import BaseNode, Document
+from llama_index.core.schema import BaseNode, Document, TextNode
 
 from .. import embeddings as minilm
+
+if TYPE_CHECKING:
+    from ..data.corpus import Passage
 
 
 class MiniLMEmbedding(BaseEmbedding):
@@ -48,6 +51,26 @@ class MiniLMEmbedding(BaseEmbedding):
 
     async def _aget_text_embedding(self, text: str) -> list[float]:
         return await asyncio.to_thread(self._get_text_embedding, text)
+
+
+def passage_nodes(passages: Iterable[Passage]) -> list[TextNode]:
+    """One `TextNode` per corpus passage (`read_corpus`), its metadata kept as a source but hidden.
+
+    LlamaIndex prepends a node's metadata to what the embedder and the LLM read. A title or type stays on the
+    node here (`TitleLinkRetriever` follows titles), but out of both: GMSA then compresses the passage text
+    alone, the layout its decoder was trained on, and LangChain's pipeline over the same corpus retrieves and
+    prompts alike.
+    """
+    return [
+        TextNode(
+            text=p.text,
+            id_=p.id,
+            metadata=dict(p.metadata),
+            excluded_llm_metadata_keys=list(p.metadata),
+            excluded_embed_metadata_keys=list(p.metadata),
+        )
+        for p in passages
+    ]
 
 
 def faiss_vector_index(

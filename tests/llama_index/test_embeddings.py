@@ -1,7 +1,8 @@
 import asyncio
 
-from llama_index.core.schema import Document
+from llama_index.core.schema import Document, MetadataMode
 
+from gmsa_integrations.data.corpus import Passage
 from gmsa_integrations.llama_index import (
     GMSA_QA_TEMPLATE,
     GMSALLM,
@@ -9,6 +10,7 @@ from gmsa_integrations.llama_index import (
     MiniLMEmbedding,
     faiss_vector_index,
     load_faiss_index,
+    passage_nodes,
 )
 from tests.conftest import make_engine
 
@@ -43,3 +45,14 @@ def test_faiss_index_persists_and_feeds_a_gmsa_query_engine(tmp_path):
     )
     response = query_engine.query("Where was Mira Solen born?")
     assert response.source_nodes[0].node.metadata["gmsa_original_text"] == TEXTS[1]
+
+
+def test_passage_nodes_keep_metadata_as_sources_but_out_of_what_is_read():
+    passages = [Passage("p0", TEXTS[0], {"title": "Orvan Tools", "type": "org"}), Passage("p1", TEXTS[1])]
+    nodes = passage_nodes(passages)
+    assert [n.node_id for n in nodes] == ["p0", "p1"]
+    assert nodes[0].metadata == {"title": "Orvan Tools", "type": "org"}
+    # what the embedder and GMSA read is the passage alone, as LangChain's Document gives it
+    assert nodes[0].get_content(MetadataMode.LLM) == TEXTS[0]
+    assert nodes[0].get_content(MetadataMode.EMBED) == TEXTS[0]
+    assert "Orvan Tools" in nodes[0].get_content(MetadataMode.ALL).split("\n")[0]

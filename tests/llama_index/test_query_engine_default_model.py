@@ -4,31 +4,19 @@ that the best one names by title."""
 
 import pytest
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import TextNode
 
 from gmsa_integrations.cli.demo import BUNDLED_CORPUS
 from gmsa_integrations.data.corpus import read_corpus
 from gmsa_integrations.evaluation import exact_match, f1
 from gmsa_integrations.llama_index import GMSA_QA_TEMPLATE, GMSALLM, TitleLinkRetriever, build_query_engine
-from gmsa_integrations.llama_index.embeddings import faiss_vector_index
+from gmsa_integrations.llama_index.embeddings import faiss_vector_index, passage_nodes
 
 QUESTIONS = 20
 
 
 @pytest.fixture(scope="module")
 def index():
-    # the title stays on the node for the links, out of what is embedded and what the LLM reads
-    nodes = [
-        TextNode(
-            text=p.text,
-            id_=p.id,
-            metadata=p.metadata,
-            excluded_llm_metadata_keys=list(p.metadata),
-            excluded_embed_metadata_keys=list(p.metadata),
-        )
-        for p in read_corpus(BUNDLED_CORPUS)
-    ]
-    return faiss_vector_index(nodes)
+    return faiss_vector_index(passage_nodes(read_corpus(BUNDLED_CORPUS)))
 
 
 @pytest.fixture(scope="module")
