@@ -63,12 +63,14 @@ DM_WORKERS := 0
 # the CPU has native bf16 (AVX-512 BF16 or AMX, where v1.5's stage ran 1.14x faster than fp32 and v1.5 and v1.6
 # came out the best models yet), else fp32; the trainable weights stay fp32 either way (the model card)
 DM_BF16 :=
+# how the loss averages target tokens: empty (`token`, every shipped version's) or `sample` (`gmsa train --help`)
+DM_LOSS_PER :=
 DM_EVAL_LIMIT := 200
 # the training log whose curves default-model-eval plots (v0.5's: DM_EVAL_LOG=build/dm5/e2e/log.jsonl)
 DM_EVAL_LOG = $(DM)/joint/log.jsonl
 DM_SETUP := $(STAMP)
 COMMON = --batch-size $(DM_BATCH) --max-length $(DM_MAXLEN) --logging-steps 10 --no-show-progress --resume latest \
-	--dataloader-workers $(DM_WORKERS) $(if $(DM_BF16),--bf16 $(DM_BF16))
+	--dataloader-workers $(DM_WORKERS) $(if $(DM_BF16),--bf16 $(DM_BF16)) $(if $(DM_LOSS_PER),--loss-per $(DM_LOSS_PER))
 DM_DATA = $(DM)/prose/prose_train.jsonl,$(DM)/data/ae_train.jsonl,$(DM)/data_ae/ae_train.jsonl,$(DM)/data/qa_train.jsonl
 
 .PHONY: default-model default-model-gpu default-model-cpu default-model-e2e default-model-eval

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -107,13 +107,24 @@ class GMSACollator:
 class GMSAObjective(nn.Module):
     """Wraps a `GMSAModel` so that ``forward(**batch)`` returns ``{"loss": ...}`` (what HF Trainer expects)."""
 
-    def __init__(self, model: GMSAModel, train_compressor: bool, window_tokens: int) -> None:
+    def __init__(
+        self,
+        model: GMSAModel,
+        train_compressor: bool,
+        window_tokens: int,
+        loss_per: Literal["token", "sample"] = "token",
+    ) -> None:
         super().__init__()
+        if loss_per not in ("token", "sample"):
+            raise ValueError(f"loss_per must be 'token' or 'sample', got {loss_per!r}")
         self.model = model
         self.train_compressor = train_compressor
         """False in KEFT: soft tokens are computed without gradients (encoder and LSA frozen)."""
         self.window_tokens = window_tokens
         """The engine's `GMSAEngine.window_tokens`: passages are windowed exactly as at inference."""
+        self.loss_per = loss_per
+        """``token``: the mean over every target token in the batch; ``sample``: each sample's mean, then their
+        mean (`TrainConfig.loss_per`)."""
 
     def passage_soft_tokens(
         self, passage_ids: torch.Tensor, passage_lengths: torch.Tensor, passage_rates: torch.Tensor
@@ -163,5 +174,11 @@ class GMSAObjective(nn.Module):
         next_labels = label_ids[:, 1:]
         selected = next_labels != -100
         logits = self.model.backbone.get_output_embeddings()(hidden.last_hidden_state[:, :-1][selected])
-        loss = F.cross_entropy(logits.float(), next_labels[selected])
-        return {"loss": loss}
+        if self.loss_per == "token":
+            return {"loss": F.cross_entropy(logits.float(), next_labels[selected])}
+        token_loss = F.cross_entropy(logits.float(), next_labels[selected], reduction="none")
+        sample_of_token = selected.nonzero()[:, 0]  # boolean indexing is row-major, and so is nonzero()
+        n_rows = selected.shape[0]
+        totals = token_loss.new_zeros(n_rows).index_add(0, sample_of_token, token_loss)
+        counts = selected.sum(dim=1)
+        return {"loss": (totals[counts > 0] / counts[counts > 0]).mean()}

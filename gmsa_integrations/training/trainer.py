@@ -71,6 +71,11 @@ class TrainConfig:
     for it."""
     rates: list[int] = field(default_factory=lambda: [4, 8])
     """A compression rate is sampled per sample from this set; one value means fixed-rate training."""
+    loss_per: Literal["token", "sample"] = "token"
+    """How a batch's loss averages its target tokens: ``token``, every target token weighs the same (the paper's,
+    and every shipped default model's); ``sample``, each sample's mean, then the mean over samples. In a stage
+    that mixes QA and restatement rows, a restatement has ~20 times an answer's target tokens, so under
+    ``token`` restatement is most of the gradient; ``sample`` gives an answer the weight of a restatement."""
     gmsa: GMSAConfig = field(default_factory=GMSAConfig)
     """The compressor built on ``backbone`` (encoder layers, LoRA, LSA, window, paradigm, AE instruction); a run
     from ``init`` keeps that checkpoint's. Its ``default_rate`` becomes the smallest of ``rates``, and a
@@ -119,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"stage {self.stage} needs backbone (--backbone PATH_OR_ID) or init (--init DIR)")
         if self.keft_mode not in ("qkv", "full", "lora"):
             raise ValueError(f"keft_mode must be 'qkv', 'full' or 'lora', got {self.keft_mode!r}")
+        if self.loss_per not in ("token", "sample"):
+            raise ValueError(f"loss_per must be 'token' or 'sample', got {self.loss_per!r}")
         if self.ae_decoder not in ("frozen", "qkv", "full", "lora"):
             raise ValueError(f"ae_decoder must be 'frozen', 'qkv', 'full' or 'lora', got {self.ae_decoder!r}")
         if isinstance(self.gmsa, dict):
@@ -512,7 +519,12 @@ def train(config: TrainConfig, callbacks: Sequence[Callable[[GMSAEngine], Traine
         ddp_find_unused_parameters=False,
     )
     trainer = GMSATrainer(
-        model=GMSAObjective(engine.model, train_compressor=config.stage == "ae", window_tokens=engine.window_tokens),
+        model=GMSAObjective(
+            engine.model,
+            train_compressor=config.stage == "ae",
+            window_tokens=engine.window_tokens,
+            loss_per=config.loss_per,
+        ),
         args=args,
         train_dataset=_IndexedRows(rows),
         data_collator=collator,

@@ -46,3 +46,29 @@ def test_training_sees_the_soft_tokens_that_inference_computes(arch, rate):
     for train_tokens, soft_prompt in zip(trained, inferred, strict=True):
         assert train_tokens.shape == soft_prompt.embeddings.shape
         torch.testing.assert_close(train_tokens, soft_prompt.embeddings, atol=1e-5, rtol=1e-4)
+
+
+def test_loss_per_sample_weighs_a_short_answer_as_much_as_a_long_restatement():
+    engine = make_engine()
+    engine.model.eval()  # no dropout: each row's loss alone must match its share of the batch
+    rows = [
+        (0, AERow("Mira Solen was born in Kethport on 4 March 1969 and studied optics at the Dalby institute.")),
+        (1, QARow("Where was Mira born?", ["Kethport"], ["Mira Solen was born in Kethport."])),
+    ]
+    collator = GMSACollator(engine.tokenizer, rates=[4], eos_token_id=engine.eos_token_id)
+    batch = collator(rows)
+    assert batch["target_lengths"][0] > 3 * batch["target_lengths"][1]
+
+    def loss(per: str, sample_rows) -> torch.Tensor:
+        objective = GMSAObjective(engine.model, train_compressor=True, window_tokens=engine.window_tokens, loss_per=per)
+        with torch.no_grad():
+            return objective(**collator(sample_rows))["loss"]
+
+    alone = [loss("token", [row]) for row in rows]
+    torch.testing.assert_close(loss("sample", rows), (alone[0] + alone[1]) / 2, atol=1e-5, rtol=1e-4)
+    by_token = (alone[0] * batch["target_lengths"][0] + alone[1] * batch["target_lengths"][1]) / batch[
+        "target_lengths"
+    ].sum()
+    torch.testing.assert_close(loss("token", rows), by_token.float(), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="loss_per"):
+        GMSAObjective(engine.model, train_compressor=True, window_tokens=engine.window_tokens, loss_per="row")

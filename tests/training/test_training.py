@@ -288,6 +288,8 @@ def test_bad_train_config_is_a_clear_error():
         TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", lsa_learning_rate=-1e-4)
     with pytest.raises(ValueError, match="lsa_learning_rate applies to stage ae"):
         TrainConfig(stage="keft", init="i", data="x", output_dir="y", lsa_learning_rate=1e-4)
+    with pytest.raises(ValueError, match="loss_per"):
+        TrainConfig(stage="ae", backbone="b", data="x", output_dir="y", loss_per="row")
 
 
 def test_lsa_learning_rate_without_an_lsa_is_refused(workdir, tmp_path):
