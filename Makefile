@@ -154,6 +154,25 @@ $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma)
 		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
+# v1.9's last stage: KEFT, the decoder LoRA alone (encoder and LSA frozen, so soft tokens already indexed stay
+# valid) on QA rows of worlds no stage has read, after an end-to-end stage. v1.9 is
+# `make default-model-keft DM_KEFT=build/k19 DM_KEFT_INIT=build/dm19/e2e DM_QA_SEED=4` (~22 min on 2 cores);
+# the validation rows are the end-to-end stages' (DM_KEFT_VAL).
+DM_KEFT := build/k19
+DM_KEFT_INIT := build/dm19/e2e
+DM_KEFT_VAL := build/dm19/val_restate.jsonl
+DM_KEFT_LR := 1.5e-4
+DM_KEFT_QA_STEPS := 300
+DM_KEFT_SEED := 16
+.PHONY: default-model-keft
+default-model-keft:
+	$(MAKE) $(DM_KEFT)/data/qa_train.jsonl DM=$(DM_KEFT) DM_QA_WORLDS=20
+	$(GMSA) train keft --init $(DM_KEFT_INIT) --data $(DM_KEFT)/data/qa_train.jsonl --output-dir $(DM_KEFT)/keft \
+		--keft-mode lora --keft-lora-r 16 --keft-lora-alpha 32 --rates 4,8 --learning-rate $(DM_KEFT_LR) \
+		--warmup-steps 20 --max-steps $(DM_KEFT_QA_STEPS) --save-steps 50 --save-total-limit 2 \
+		--val-data $(DM_KEFT_VAL) --val-every 100 --val-samples 36 --seed $(DM_KEFT_SEED) $(COMMON)
+	$(GMSA) export --model $(DM_KEFT)/keft --out $(DM_EXPORT) --dtype float16
+
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
 	$(GMSA) data synth --out $(DM)/data --seed $(DM_QA_SEED) --train-worlds $(DM_QA_WORLDS) --distractors 1
 $(DM)/data_ae/ae_train.jsonl: | $(DM_SETUP)
