@@ -143,3 +143,31 @@ def test_continuation_starts_from_a_commit_or_from_an_exported_directory(tmp_pat
         ["git", "show", "HEAD:gmsa_integrations/default_model/gmsa_config.json"], cwd=ROOT, capture_output=True
     ).stdout
     assert (tmp_path / "from_commit/from/gmsa_config.json").read_bytes() == committed
+
+
+def test_keft_after_an_end_to_end_stage_tunes_the_decoder_on_fresh_qa_worlds(tmp_path):
+    keft_dir, init = tmp_path / "k", tmp_path / "dm" / "e2e"
+    command = ["make", "-n", "default-model-keft", f"DM_KEFT={keft_dir}", f"DM_KEFT_INIT={init}", "DM_QA_SEED=4"]
+    script = subprocess.run(
+        [*command, "DM_SETUP=", "PY=python"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.replace("\\\n", " ")
+    commands = [
+        shlex.split(line)[3:] for line in script.splitlines() if line.startswith("python -m gmsa_integrations ")
+    ]
+    assert [" ".join(argv[:2]) for argv in commands] == ["data synth", "train keft", "export --model"]
+    synth, keft, export = commands
+    assert synth[synth.index("--seed") + 1] == "4"  # QA rows of worlds the end-to-end stage never read
+    assert keft[keft.index("--init") + 1] == str(init) and "--resume" in keft
+    assert keft[keft.index("--keft-mode") + 1] == "lora"  # the decoder LoRA alone: soft tokens stay as indexed
+    assert keft[keft.index("--data") + 1] == f"{keft_dir}/data/qa_train.jsonl"
+    assert export[export.index("--out") + 1] == "gmsa_integrations/default_model"
+    parser = build_parser()
+    for argv in commands:
+        parser.parse_args(argv)
+
+
+def test_loss_averaging_is_a_make_variable(tmp_path):
+    assert "--loss-per" not in _dry_run(tmp_path, "default-model")  # every shipped version's default
+    script = _dry_run(tmp_path, "default-model", "DM_LOSS_PER=sample").replace("\\\n", " ")
+    train_lines = [line for line in script.splitlines() if " train " in line]
+    assert train_lines and all("--loss-per sample" in line for line in train_lines)
