@@ -51,6 +51,11 @@ DM_STEPS := 450
 DM_WARMUP := 20
 DM_KEFT_STEPS := 60
 DM_KEFT_FROM := joint
+DM_KEFT_LR := 3e-4
+DM_KEFT_WARMUP := 30
+DM_KEFT_SEED := 42
+# validation rows KEFT logs every 100 steps (empty: none)
+DM_KEFT_VAL :=
 DM_BASELINE_STEPS := 40
 DM_LR := 1e-3
 DM_QA_WORLDS := 3
@@ -99,12 +104,15 @@ default-model-cpu:
 		DM_KEFT_FROM=$(DM_CPU_KEFT_FROM) DM_KEFT_STEPS=$(DM_CPU_KEFT_STEPS)
 	$(GMSA) export --model $(DM_CPU)/keft --out $(DM_EXPORT) --dtype float16
 # a commit whose $(DM_EXPORT) holds the starting weights, or a directory with an exported model (a
-# continuation of a stage that has not been committed yet)
+# continuation of a stage that has not been committed yet; its checkpoint-N folders, optimizer state, are not copied)
 DM_FROM := $(DM_CPU_FROM)
 $(DM)/from/gmsa_config.json:
 	mkdir -p $(DM)/from
-	if [ -d "$(DM_FROM)" ]; then cp -R "$(DM_FROM)/." $(DM)/from; \
+	if [ -d "$(DM_FROM)" ]; then find "$(DM_FROM)" -mindepth 1 -maxdepth 1 ! -name 'checkpoint-*' \
+		-exec cp -R {} $(DM)/from \; ; \
 	else git archive $(DM_FROM) $(DM_EXPORT) | tar -x --strip-components=2 -C $(DM)/from; fi
+$(DM)/from/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json
+	test -f $@
 $(DM)/val_restate.jsonl: $(DM)/data/qa_train.jsonl
 	(head -12 $(DM)/data/ae_validation.jsonl; head -24 $(DM)/data/qa_validation.jsonl) > $@
 $(DM)/ae/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(DM)/data/qa_train.jsonl \
@@ -154,23 +162,23 @@ $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma)
 		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
-# v1.9's last stage: KEFT, the decoder LoRA alone (encoder and LSA frozen, so soft tokens already indexed stay
-# valid) on QA rows of worlds no stage has read, after an end-to-end stage. v1.9 is
+# v1.9's last stage: the KEFT stage below on a model trained elsewhere (DM_KEFT_INIT, an output directory
+# or a commit, copied to $(DM_KEFT)/from), with QA rows of worlds no stage has read. v1.9 is
 # `make default-model-keft DM_KEFT=build/k19 DM_KEFT_INIT=build/dm19/e2e DM_QA_SEED=4` (~22 min on 2 cores);
-# the validation rows are the end-to-end stages' (DM_KEFT_VAL).
+# its validation rows were build/dm19/val_restate.jsonl (DM_KEFT_VAL; they are logged, not trained on).
+# The defaults here are v1.9's; command-line values win (`DM_KEFT_LR=1e-4`).
 DM_KEFT := build/k19
 DM_KEFT_INIT := build/dm19/e2e
-DM_KEFT_VAL := build/dm19/val_restate.jsonl
-DM_KEFT_LR := 1.5e-4
-DM_KEFT_QA_STEPS := 300
-DM_KEFT_SEED := 16
 .PHONY: default-model-keft
+default-model-keft: DM_KEFT_LR := 1.5e-4
+default-model-keft: DM_KEFT_WARMUP := 20
+default-model-keft: DM_KEFT_STEPS := 300
+default-model-keft: DM_KEFT_SEED := 16
+default-model-keft: DM_KEFT_VAL := $(DM_KEFT)/val_restate.jsonl
 default-model-keft:
-	$(MAKE) $(DM_KEFT)/data/qa_train.jsonl DM=$(DM_KEFT) DM_QA_WORLDS=20
-	$(GMSA) train keft --init $(DM_KEFT_INIT) --data $(DM_KEFT)/data/qa_train.jsonl --output-dir $(DM_KEFT)/keft \
-		--keft-mode lora --keft-lora-r 16 --keft-lora-alpha 32 --rates 4,8 --learning-rate $(DM_KEFT_LR) \
-		--warmup-steps 20 --max-steps $(DM_KEFT_QA_STEPS) --save-steps 50 --save-total-limit 2 \
-		--val-data $(DM_KEFT_VAL) --val-every 100 --val-samples 36 --seed $(DM_KEFT_SEED) $(COMMON)
+	$(MAKE) $(DM_KEFT)/keft/gmsa_weights.safetensors DM=$(DM_KEFT) DM_FROM=$(DM_KEFT_INIT) DM_KEFT_FROM=from \
+		DM_QA_WORLDS=20 DM_KEFT_LR=$(DM_KEFT_LR) DM_KEFT_WARMUP=$(DM_KEFT_WARMUP) DM_KEFT_STEPS=$(DM_KEFT_STEPS) \
+		DM_KEFT_SEED=$(DM_KEFT_SEED) DM_KEFT_VAL=$(DM_KEFT_VAL)
 	$(GMSA) export --model $(DM_KEFT)/keft --out $(DM_EXPORT) --dtype float16
 
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
@@ -188,10 +196,14 @@ $(DM)/joint/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl $(DM)/data_ae/ae
 		--encoder-layers 8 --lsa-layers 1 --lora-r 32 --lora-alpha 64 --ae-decoder lora --keft-lora-r 16 \
 		--learning-rate $(DM_LR) --warmup-steps $(DM_WARMUP) --max-steps $(DM_STEPS) --save-steps 50 \
 		--val-data $(DM)/val.jsonl --val-every 50 --val-samples 16 $(COMMON)
-$(DM)/keft/gmsa_weights.safetensors: $(DM)/$(DM_KEFT_FROM)/gmsa_weights.safetensors
+# KEFT: the decoder LoRA alone on QA (encoder and LSA frozen, so soft tokens already indexed stay valid),
+# continuing $(DM)/$(DM_KEFT_FROM): the joint stage, a checkpoint of it, or `from` (a copy of DM_FROM)
+$(DM)/keft/gmsa_weights.safetensors: $(DM)/$(DM_KEFT_FROM)/gmsa_weights.safetensors $(DM)/data/qa_train.jsonl \
+		$(DM_KEFT_VAL)
 	$(GMSA) train keft --init $(DM)/$(DM_KEFT_FROM) --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/keft \
-		--keft-mode lora --keft-lora-r 16 --learning-rate 3e-4 --warmup-steps 30 --max-steps $(DM_KEFT_STEPS) \
-		--save-steps 100 $(COMMON)
+		--keft-mode lora --keft-lora-r 16 --keft-lora-alpha 32 --rates 4,8 --learning-rate $(DM_KEFT_LR) \
+		--warmup-steps $(DM_KEFT_WARMUP) --max-steps $(DM_KEFT_STEPS) --save-steps 50 --seed $(DM_KEFT_SEED) \
+		$(if $(DM_KEFT_VAL),--val-data $(DM_KEFT_VAL) --val-every 100 --val-samples 36) $(COMMON)
 $(DM)/baseline/gmsa_weights.safetensors: $(DM)/data/qa_train.jsonl
 	$(GMSA) train baseline --backbone $(DM_BACKBONE) --data $(DM)/data/qa_train.jsonl --output-dir $(DM)/baseline \
 		--keft-mode lora --keft-lora-r 16 --learning-rate 5e-4 --warmup-steps 10 --max-steps $(DM_BASELINE_STEPS) \

@@ -134,11 +134,13 @@ def test_continuation_starts_from_a_commit_or_from_an_exported_directory(tmp_pat
     (exported / "full_context_tuned").mkdir(parents=True)
     (exported / "gmsa_config.json").write_text('{"stage": "not committed yet"}')
     (exported / "full_context_tuned" / "gmsa_config.json").write_text("{}")
+    (exported / "checkpoint-50").mkdir()  # a training output directory's resumable state
     for start, dm in ((str(exported), tmp_path / "from_dir"), ("HEAD", tmp_path / "from_commit")):
         command = ["make", f"{dm}/from/gmsa_config.json", f"DM={dm}", f"DM_FROM={start}", "DM_SETUP=", "PY=python"]
         subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     assert (tmp_path / "from_dir/from/gmsa_config.json").read_text() == '{"stage": "not committed yet"}'
     assert (tmp_path / "from_dir/from/full_context_tuned/gmsa_config.json").is_file()
+    assert not (tmp_path / "from_dir/from/checkpoint-50").exists()
     committed = subprocess.run(
         ["git", "show", "HEAD:gmsa_integrations/default_model/gmsa_config.json"], cwd=ROOT, capture_output=True
     ).stdout
@@ -157,7 +159,8 @@ def test_keft_after_an_end_to_end_stage_tunes_the_decoder_on_fresh_qa_worlds(tmp
     assert [" ".join(argv[:2]) for argv in commands] == ["data synth", "train keft", "export --model"]
     synth, keft, export = commands
     assert synth[synth.index("--seed") + 1] == "4"  # QA rows of worlds the end-to-end stage never read
-    assert keft[keft.index("--init") + 1] == str(init) and "--resume" in keft
+    assert f'find "{init}"' in script  # the start is copied (without its checkpoints), then continued
+    assert keft[keft.index("--init") + 1] == f"{keft_dir}/from" and "--resume" in keft
     assert keft[keft.index("--keft-mode") + 1] == "lora"  # the decoder LoRA alone: soft tokens stay as indexed
     assert keft[keft.index("--data") + 1] == f"{keft_dir}/data/qa_train.jsonl"
     assert export[export.index("--out") + 1] == "gmsa_integrations/default_model"
@@ -171,3 +174,19 @@ def test_loss_averaging_is_a_make_variable(tmp_path):
     script = _dry_run(tmp_path, "default-model", "DM_LOSS_PER=sample").replace("\\\n", " ")
     train_lines = [line for line in script.splitlines() if " train " in line]
     assert train_lines and all("--loss-per sample" in line for line in train_lines)
+
+
+def test_keft_is_one_stage_whose_settings_the_command_line_overrides(tmp_path):
+    keft_dir = tmp_path / "k"
+    command = ["make", "-n", "default-model-keft", f"DM_KEFT={keft_dir}", "DM_KEFT_LR=1e-4", "DM_KEFT_SEED=7"]
+    script = subprocess.run(
+        [*command, "DM_SETUP=", "PY=python"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.replace("\\\n", " ")
+    keft = next(shlex.split(line)[3:] for line in script.splitlines() if " train keft " in line)
+    assert keft[keft.index("--learning-rate") + 1] == "1e-4" and keft[keft.index("--seed") + 1] == "7"
+    assert keft[keft.index("--max-steps") + 1] == "300"  # v1.9's length where the command line is silent
+    assert keft[keft.index("--val-data") + 1] == f"{keft_dir}/val_restate.jsonl"
+    # the recipe's own KEFT (after the joint stage) is the same stage at its own defaults, without validation
+    joint_script = _dry_run(tmp_path, "default-model").replace("\\\n", " ")
+    joint_keft = next(line for line in joint_script.splitlines() if " train keft " in line)
+    assert "--val-data" not in joint_keft and "--learning-rate 3e-4" in joint_keft
