@@ -131,10 +131,10 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # read from git history. 550 steps: 4.2 s/step (~40 min) on an AVX-512 machine's 2 cores, 11.5-12.5 s/step
 # (~2 h) on AVX2 ones; resumable (--resume latest). Then
 # `make default-model-eval DM=build/dm5 DM_EVAL_LOG=build/dm5/e2e/log.jsonl`.
-# Every later version (v0.6 to v1.9) is the shipped model continued by this stage on a new data order
-# (DM_E2E_SEED) at peak lr 3e-4 (v1.7 2e-4, v1.8 and v1.9 1.5e-4), with prose in the rows from v0.8 on, and v1.9
-# then a 300-step KEFT of its decoder LoRA on newer QA worlds; docs/default_model_history.md has each
-# version's command in full. To continue the shipped model (a directory works as DM_E2E_FROM):
+# Every later version (v0.6 to v2.0) is the shipped model continued by this stage on a new data order
+# (DM_E2E_SEED) at peak lr 3e-4 (v1.7 2e-4, v1.8 to v2.0 1.5e-4), with prose in the rows from v0.8 on; v1.9
+# then took a 300-step KEFT of its decoder LoRA on newer QA worlds, and v2.0 weighed each sample alike
+# (DM_LOSS_PER=sample). The model card has v2.0's command, docs/default_model_history.md every earlier one. To continue the shipped model (a directory works as DM_E2E_FROM):
 # `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=gmsa_integrations/default_model DM_E2E_SEED=<new>
 # DM_E2E_LR=3e-4 DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
 # build/dmN/data_ae/ae_train.jsonl,build/dmN/prose/prose_train.jsonl (command-line variables reach the sub-make).
