@@ -110,7 +110,7 @@ $(DM)/from/gmsa_config.json:
 	mkdir -p $(DM)/from
 	if [ -d "$(DM_FROM)" ]; then find "$(DM_FROM)" -mindepth 1 -maxdepth 1 ! -name 'checkpoint-*' \
 		-exec cp -R {} $(DM)/from \; ; \
-	else git archive $(DM_FROM) $(DM_EXPORT) | tar -x --strip-components=2 -C $(DM)/from; fi
+	else git archive $(DM_FROM) gmsa_integrations/default_model | tar -x --strip-components=2 -C $(DM)/from; fi
 $(DM)/from/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json
 	test -f $@
 $(DM)/val_restate.jsonl: $(DM)/data/qa_train.jsonl

@@ -136,7 +136,9 @@ def test_continuation_starts_from_a_commit_or_from_an_exported_directory(tmp_pat
     (exported / "full_context_tuned" / "gmsa_config.json").write_text("{}")
     (exported / "checkpoint-50").mkdir()  # a training output directory's resumable state
     for start, dm in ((str(exported), tmp_path / "from_dir"), ("HEAD", tmp_path / "from_commit")):
-        command = ["make", f"{dm}/from/gmsa_config.json", f"DM={dm}", f"DM_FROM={start}", "DM_SETUP=", "PY=python"]
+        # DM_EXPORT, where a stage exports to, does not change where a commit's default model is read from
+        command = ["make", f"{dm}/from/gmsa_config.json", f"DM={dm}", f"DM_FROM={start}", f"DM_EXPORT={tmp_path}/out"]
+        command += ["DM_SETUP=", "PY=python"]
         subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     assert (tmp_path / "from_dir/from/gmsa_config.json").read_text() == '{"stage": "not committed yet"}'
     assert (tmp_path / "from_dir/from/full_context_tuned/gmsa_config.json").is_file()
