@@ -162,10 +162,11 @@ $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma)
 		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
 		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
-# v1.9's last stage: the KEFT stage below on a model trained elsewhere (DM_KEFT_INIT, an output directory
-# or a commit, copied to $(DM_KEFT)/from), with QA rows of worlds no stage has read. v1.9 is
-# `make default-model-keft DM_KEFT=build/k19 DM_KEFT_INIT=build/dm19/e2e DM_QA_SEED=4` (~22 min on 2 cores);
-# its validation rows were build/dm19/val_restate.jsonl (DM_KEFT_VAL; they are logged, not trained on).
+# v1.9's and v2.1's last stage: the KEFT stage below on a model trained elsewhere (DM_KEFT_INIT, an output
+# directory or a commit, copied to $(DM_KEFT)/from), with QA rows of worlds no stage has read. v1.9 is
+# `make default-model-keft DM_KEFT=build/k19 DM_KEFT_INIT=build/dm19/e2e DM_QA_SEED=4` (~22 min on 2 cores),
+# v2.1 `make default-model-keft DM_KEFT=build/k20 DM_KEFT_INIT=build/dm21/e2e DM_QA_SEED=6`;
+# their validation rows were build/dm19/val_restate.jsonl (DM_KEFT_VAL; they are logged, not trained on).
 # The defaults here are v1.9's; command-line values win (`DM_KEFT_LR=1e-4`).
 DM_KEFT := build/k19
 DM_KEFT_INIT := build/dm19/e2e
