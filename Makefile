@@ -182,10 +182,14 @@ default-model-keft:
 		DM_KEFT_SEED=$(DM_KEFT_SEED) DM_KEFT_VAL=$(DM_KEFT_VAL)
 	$(GMSA) export --model $(DM_KEFT)/keft --out $(DM_EXPORT) --dtype float16
 
+# the synthetic world's style: templated (every shipped model up to v2.1) or varied (other name shapes, open
+# values, pronouns, more question wordings; `gmsa data synth --style varied`)
+DM_SYNTH_STYLE := templated
 $(DM)/data/qa_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data synth --out $(DM)/data --seed $(DM_QA_SEED) --train-worlds $(DM_QA_WORLDS) --distractors 1
+	$(GMSA) data synth --out $(DM)/data --seed $(DM_QA_SEED) --train-worlds $(DM_QA_WORLDS) --distractors 1 \
+		--style $(DM_SYNTH_STYLE)
 $(DM)/data_ae/ae_train.jsonl: | $(DM_SETUP)
-	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds $(DM_AE_WORLDS)
+	$(GMSA) data synth --out $(DM)/data_ae --seed 1 --train-worlds $(DM_AE_WORLDS) --style $(DM_SYNTH_STYLE)
 $(DM)/prose/prose_train.jsonl: | $(DM_SETUP)
 	$(GMSA) data prose --out $(DM)/prose --packages "$(DM_PROSE_PACKAGES)"
 $(DM)/val.jsonl: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
@@ -256,4 +260,6 @@ default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 		--json $(DM)/eval/recon_prose.json --no-progress
 	$(GMSA) eval probe --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) \
 		--json $(DM)/eval/probe.json --no-progress
+	$(GMSA) eval qa --data docs/eval/independent_qa.jsonl --rates 4,8 --group-by type \
+		--methods gmsa,full_context,full_context_tuned,truncate,no_context --json $(DM)/eval/qa_independent.json --no-progress
 	$(GMSA) eval curves --log $(DM_EVAL_LOG) --plot $(DM)/eval/curves.png

@@ -37,6 +37,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval recon",
         "eval recon",
         "eval probe",
+        "eval qa",
         "eval curves",
     ]
     trainings = [argv for argv in commands if argv[0] == "train"]
@@ -48,6 +49,21 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)  # argparse exits on a flag the CLI does not have
+
+
+def test_synthetic_world_style_reaches_both_data_stages(tmp_path):
+    script = _dry_run(tmp_path, "default-model").replace("\\\n", " ")
+    assert script.count("--style templated") == 2  # the world every shipped model trained on, by default
+    script = _dry_run(tmp_path, "default-model", "DM_SYNTH_STYLE=varied").replace("\\\n", " ")
+    synth = [line for line in script.splitlines() if " data synth " in line]
+    assert len(synth) == 2 and all("--style varied" in line for line in synth)
+
+
+def test_model_eval_includes_the_independently_written_questions(tmp_path):
+    script = _dry_run(tmp_path, "default-model-eval").replace("\\\n", " ")
+    independent = [line for line in script.splitlines() if "independent_qa.jsonl" in line]
+    assert len(independent) == 1 and "full_context_tuned" in independent[0]
+    assert (ROOT / "docs" / "eval" / "independent_qa.jsonl").is_file()
 
 
 def test_recipe_sizes_and_steps_are_make_variables(tmp_path):

@@ -16,6 +16,13 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--train-worlds", type=int, default=6)
     synth.add_argument("--scale", type=float, default=1.0, help="entities per world, relative to 120/40/30")
     synth.add_argument("--distractors", type=int, default=2, help="unrelated passages per training question")
+    synth.add_argument(
+        "--style",
+        choices=["templated", "varied"],
+        default="templated",
+        help="templated: the world every shipped model trained on; varied: other name shapes, open values, "
+        "pronouns and more question wordings",
+    )
     synth.set_defaults(func=_run_synth)
 
     prose = actions.add_parser("prose", help="write English prose passages from the Python docs (offline)")
@@ -36,7 +43,12 @@ def _run_synth(args: argparse.Namespace) -> int:
     from ..data.synth import generate
 
     counts = generate(
-        args.out, args.seed, train_worlds=args.train_worlds, scale=args.scale, distractors=args.distractors
+        args.out,
+        args.seed,
+        train_worlds=args.train_worlds,
+        scale=args.scale,
+        distractors=args.distractors,
+        style=args.style,
     )
     print(counts)
     return 0

@@ -468,8 +468,15 @@ def write_passage(entity: Entity, rng: random.Random) -> str:
     return " ".join(sentences)
 
 
-def questions_for(world: World, rng: random.Random, distractors: int = 2) -> list[dict]:
-    """Single-hop questions for every fact, two-hop ones across passages, each with distractor passages."""
+def questions_for(
+    world: World,
+    rng: random.Random,
+    distractors: int = 2,
+    questions: dict[str, list[str]] = QUESTIONS,
+    two_hop: dict[str, list[str]] = TWO_HOP,
+) -> list[dict]:
+    """Single-hop questions for every fact, two-hop ones across passages, each with distractor passages;
+    ``questions`` and ``two_hop`` are the wordings per fact type."""
     rows = []
     everyone = [*world.people, *world.orgs, *world.places]
 
@@ -481,9 +488,9 @@ def questions_for(world: World, rng: random.Random, distractors: int = 2) -> lis
 
     for entity in everyone:
         for fact, value in entity.facts.items():
-            rows.append(row(rng.choice(QUESTIONS[fact]).format(name=entity.name), value, [entity], fact))
+            rows.append(row(rng.choice(questions[fact]).format(name=entity.name), value, [entity], fact))
     for person in world.people:
-        for hop, wordings in TWO_HOP.items():
+        for hop, wordings in two_hop.items():
             first, second = hop.split(".")
             if first not in person.links:
                 continue
@@ -493,7 +500,7 @@ def questions_for(world: World, rng: random.Random, distractors: int = 2) -> lis
         middle = org.links["hq"]
         rows.append(
             row(
-                rng.choice(TWO_HOP["hq.country"]).format(name=org.name),
+                rng.choice(two_hop["hq.country"]).format(name=org.name),
                 middle.facts["country"],
                 [org, middle],
                 "hq.country",
@@ -509,26 +516,46 @@ def _write(path: Path, rows: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
+STYLES = ("templated", "varied")
+
+
 def generate(
-    out: str | Path, seed: int = 0, *, train_worlds: int = 6, scale: float = 1.0, distractors: int = 2
+    out: str | Path,
+    seed: int = 0,
+    *,
+    train_worlds: int = 6,
+    scale: float = 1.0,
+    distractors: int = 2,
+    style: str = "templated",
 ) -> dict[str, int]:
     """Write the data set; returns row counts per file. ``scale`` multiplies the entities per world;
     ``distractors`` is the number of unrelated passages beside the gold ones in each training question
-    (validation and test always have 2)."""
+    (validation and test always have 2). ``style`` is ``templated`` (this module's world, which every
+    shipped model up to v2.1 trained on) or ``varied`` (``synth_varied``: other name shapes, open values,
+    pronouns, more question wordings)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, not {style!r}")
+    if style == "varied":
+        from . import synth_varied
+
+        build, questions, two_hop = synth_varied.build_world, synth_varied.QUESTIONS_VARIED, synth_varied.TWO_HOP_VARIED
+    else:
+        build, questions, two_hop = build_world, QUESTIONS, TWO_HOP
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = {k: max(3, int(v * scale)) for k, v in {"people": 120, "orgs": 40, "places": 30}.items()}
     splits = {
-        "train": [build_world(seed * 1000 + i, held_out=False, **sizes) for i in range(train_worlds)],
-        "validation": [build_world(seed * 1000 + 500, held_out=False, **sizes)],
-        "test": [build_world(seed * 1000 + 900, held_out=True, **sizes)],
+        "train": [build(seed * 1000 + i, held_out=False, **sizes) for i in range(train_worlds)],
+        "validation": [build(seed * 1000 + 500, held_out=False, **sizes)],
+        "test": [build(seed * 1000 + 900, held_out=True, **sizes)],
     }
     counts = {}
     corpus = []
     for split, worlds in splits.items():
         rng = random.Random(f"{seed}:{split}")
         ae = [{"text": text} for w in worlds for text in w.passages.values()]
-        qa = [q for w in worlds for q in questions_for(w, rng, distractors if split == "train" else 2)]
+        k = distractors if split == "train" else 2
+        qa = [q for w in worlds for q in questions_for(w, rng, k, questions, two_hop)]
         rng.shuffle(ae)
         _write(out / f"ae_{split}.jsonl", ae)
         _write(out / f"qa_{split}.jsonl", qa)
