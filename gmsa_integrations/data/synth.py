@@ -458,6 +458,12 @@ def write_passage(entity: Entity, rng: random.Random) -> str:
         sentence = (opener + phrasing).format(name=entity.name, **entity.facts)
         sentences.append(sentence[0].upper() + sentence[1:])
     rng.shuffle(sentences)
+    insert_fillers(sentences, entity, rng)
+    return " ".join(sentences)
+
+
+def insert_fillers(sentences: list[str], entity: Entity, rng: random.Random) -> None:
+    """Put up to two sentences that state no asked-about fact between the passage's sentences."""
     filler_city = entity.facts.get("birth_city") or entity.facts.get("hq") or entity.name
     filler_org = entity.facts.get("employer") or entity.name
     for _ in range(rng.randint(0, 2)):
@@ -465,7 +471,6 @@ def write_passage(entity: Entity, rng: random.Random) -> str:
             rng.randint(1, len(sentences)),
             rng.choice(FILLERS[entity.kind]).format(name=entity.name, city=filler_city, org=filler_org),
         )
-    return " ".join(sentences)
 
 
 def questions_for(

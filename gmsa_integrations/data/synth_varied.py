@@ -22,7 +22,17 @@ import itertools
 import random
 import re
 
-from .synth import FILLERS, MONTHS, ORG_FACTS, PERSON_FACTS, PLACE_FACTS, QUESTIONS, TWO_HOP, Entity, World
+from .synth import (
+    MONTHS,
+    ORG_FACTS,
+    PERSON_FACTS,
+    PLACE_FACTS,
+    QUESTIONS,
+    TWO_HOP,
+    Entity,
+    World,
+    insert_fillers,
+)
 
 ONSETS = ["", "b", "br", "ch", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "kl", "l", "m", "n", "p", "pr"]
 ONSETS += ["r", "s", "sh", "sk", "st", "t", "th", "tr", "v", "w", "z"]
@@ -273,11 +283,5 @@ def write_passage(entity: Entity, rng: random.Random) -> str:
                 template = subject + template[len("{name}") :]
         sentence = _A_BEFORE_VOWEL.sub(r"\1n ", template.format(name=entity.name, **entity.facts))
         sentences.append(sentence[0].upper() + sentence[1:])
-    filler_city = entity.facts.get("birth_city") or entity.facts.get("hq") or entity.name
-    filler_org = entity.facts.get("employer") or entity.name
-    for _ in range(rng.randint(0, 2)):
-        sentences.insert(
-            rng.randint(1, len(sentences)),
-            rng.choice(FILLERS[entity.kind]).format(name=entity.name, city=filler_city, org=filler_org),
-        )
+    insert_fillers(sentences, entity, rng)
     return " ".join(sentences)
