@@ -251,6 +251,9 @@ $(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/pros
 # data and the learning curves from the training log (latency: `gmsa bench latency --model default`). It measures
 # the model in $(DM_EXPORT) as it is (run `make default-model` first to rebuild it), so the test data is all
 # it needs.
+# questions written by hand outside the generator, in other styles (set A before `--style varied` existed,
+# set B after it and before any model trained on it was measured)
+INDEPENDENT_METHODS := gmsa,full_context,full_context_tuned,truncate,no_context
 default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 	$(GMSA) eval qa --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) --group-by type \
 		--json $(DM)/eval/qa.json --plot $(DM)/eval/qa.png --no-progress
@@ -260,6 +263,8 @@ default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 		--json $(DM)/eval/recon_prose.json --no-progress
 	$(GMSA) eval probe --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) \
 		--json $(DM)/eval/probe.json --no-progress
-	$(GMSA) eval qa --data docs/eval/independent_qa.jsonl --rates 4,8 --group-by type \
-		--methods gmsa,full_context,full_context_tuned,truncate,no_context --json $(DM)/eval/qa_independent.json --no-progress
+	$(GMSA) eval qa --data docs/eval/independent_qa.jsonl --rates 4,8 --group-by type --methods $(INDEPENDENT_METHODS) \
+		--json $(DM)/eval/independent_qa.json --no-progress
+	$(GMSA) eval qa --data docs/eval/independent_qa_b.jsonl --rates 4,8 --group-by type --methods $(INDEPENDENT_METHODS) \
+		--json $(DM)/eval/independent_qa_b.json --no-progress
 	$(GMSA) eval curves --log $(DM_EVAL_LOG) --plot $(DM)/eval/curves.png

@@ -38,6 +38,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval recon",
         "eval probe",
         "eval qa",
+        "eval qa",
         "eval curves",
     ]
     trainings = [argv for argv in commands if argv[0] == "train"]
@@ -61,9 +62,10 @@ def test_synthetic_world_style_reaches_both_data_stages(tmp_path):
 
 def test_model_eval_includes_the_independently_written_questions(tmp_path):
     script = _dry_run(tmp_path, "default-model-eval").replace("\\\n", " ")
-    independent = [line for line in script.splitlines() if "independent_qa.jsonl" in line]
-    assert len(independent) == 1 and "full_context_tuned" in independent[0]
-    assert (ROOT / "docs" / "eval" / "independent_qa.jsonl").is_file()
+    independent = [line for line in script.splitlines() if "docs/eval/independent_qa" in line]
+    assert len(independent) == 2 and all("full_context_tuned" in line for line in independent)
+    for name in ("independent_qa", "independent_qa_b"):
+        assert (ROOT / "docs" / "eval" / f"{name}.jsonl").is_file()
 
 
 def test_recipe_sizes_and_steps_are_make_variables(tmp_path):

@@ -1,14 +1,17 @@
-"""docs/eval/independent_qa.jsonl: questions written by hand, outside the generator, that the model card reports."""
+"""docs/eval/independent_qa*.jsonl: questions written by hand, outside the generator, that the model card reports."""
 
 from pathlib import Path
 
+import pytest
+
 from gmsa_integrations.training import read_rows
 
-INDEPENDENT = Path(__file__).resolve().parents[2] / "docs" / "eval" / "independent_qa.jsonl"
+EVAL = Path(__file__).resolve().parents[2] / "docs" / "eval"
 
 
-def test_independent_questions_are_qa_rows_answerable_from_their_passages():
-    rows = read_rows(INDEPENDENT, "qa")
+@pytest.mark.parametrize("name", ["independent_qa", "independent_qa_b"])
+def test_independent_questions_are_qa_rows_answerable_from_their_passages(name):
+    rows = read_rows(EVAL / f"{name}.jsonl", "qa")
     assert len(rows) >= 40
     for row in rows:
         assert len(row.passages) >= 2  # the gold passage(s) and a distractor
