@@ -124,28 +124,22 @@ ORG_PAIRS: dict[tuple[str, str], list[str]] = {
 PRONOUNS = {"he": ("He", "His"), "she": ("She", "Her"), "org": ("It", "Its"), "place": ("It", "Its")}
 _A_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiou])")
 
-QUESTIONS_VARIED: dict[str, list[str]] = {
-    fact: [*wordings, *extra]
-    for (fact, wordings), extra in zip(
-        QUESTIONS.items(),
-        [
-            ["{name} was born on what date?", "What day was {name} born?"],
-            ["In which town was {name} born?", "{name} was born in which town?", "What is {name}'s hometown?"],
-            ["What did {name} get a degree in?", "Which subject did {name} read?"],
-            ["{name} works for which company?", "Who is {name}'s employer?", "Name the employer of {name}."],
-            ["What is {name}'s role?", "What is {name}'s position?", "What does {name} do for a living?"],
-            ["In what year was {name} founded?", "{name} was founded in which year?"],
-            ["Who set up {name}?", "Name the founder of {name}."],
-            ["In which town is {name} based?", "Where is {name}'s main office?"],
-            ["What does {name} do?", "In which sector is {name}?"],
-            ["In which country is {name}?", "{name} lies in which country?"],
-            ["How large is the population of {name}?", "What is {name}'s population?"],
-            ["Name the river that flows through {name}.", "Which river does {name} lie on?"],
-            ["What is the best-known sight in {name}?", "What do visitors to {name} come to see?"],
-        ],
-        strict=True,
-    )
+_MORE_WORDINGS: dict[str, list[str]] = {
+    "birth_date": ["{name} was born on what date?", "What day was {name} born?"],
+    "birth_city": ["In which town was {name} born?", "{name} was born in which town?", "What is {name}'s hometown?"],
+    "field": ["What did {name} get a degree in?", "Which subject did {name} read?"],
+    "employer": ["{name} works for which company?", "Who is {name}'s employer?", "Name the employer of {name}."],
+    "title": ["What is {name}'s role?", "What is {name}'s position?", "What does {name} do for a living?"],
+    "founded": ["In what year was {name} founded?", "{name} was founded in which year?"],
+    "founder": ["Who set up {name}?", "Name the founder of {name}."],
+    "hq": ["In which town is {name} based?", "Where is {name}'s main office?"],
+    "industry": ["What does {name} do?", "In which sector is {name}?"],
+    "country": ["In which country is {name}?", "{name} lies in which country?"],
+    "population": ["How large is the population of {name}?", "What is {name}'s population?"],
+    "river": ["Name the river that flows through {name}.", "Which river does {name} lie on?"],
+    "landmark": ["What is the best-known sight in {name}?", "What do visitors to {name} come to see?"],
 }
+QUESTIONS_VARIED: dict[str, list[str]] = {fact: [*QUESTIONS[fact], *_MORE_WORDINGS[fact]] for fact in QUESTIONS}
 TWO_HOP_VARIED: dict[str, list[str]] = {
     "employer.hq": [*TWO_HOP["employer.hq"], "Where is {name}'s employer headquartered?"],
     "employer.founder": [*TWO_HOP["employer.founder"], "Who set up the company {name} works for?"],
