@@ -151,6 +151,10 @@ DM_E2E_LR := 5e-4
 # $(DM)/prose/prose_train.jsonl, the standard library's prose, so that restating prose is not forgotten)
 DM_E2E_DATA = $(DM)/data/qa_train.jsonl,$(DM)/data_ae/ae_train.jsonl
 comma := ,
+define newline
+
+
+endef
 default-model-e2e:
 	$(MAKE) $(DM_E2E)/e2e/gmsa_weights.safetensors DM=$(DM_E2E) DM_FROM=$(DM_E2E_FROM) DM_QA_WORLDS=20 \
 		DM_AE_WORLDS=40
@@ -252,7 +256,9 @@ $(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/pros
 # the model in $(DM_EXPORT) as it is (run `make default-model` first to rebuild it), so the test data is all
 # it needs.
 # questions written by hand outside the generator, in other styles (set A before `--style varied` existed,
-# set B after it and before any model trained on it was measured)
+# set B after it and before any model trained on it was measured, set C after `--style real-names` and before
+# any model trained on it was measured)
+INDEPENDENT_SETS := independent_qa independent_qa_b independent_qa_c
 INDEPENDENT_METHODS := gmsa,full_context,full_context_tuned,truncate,no_context
 default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 	$(GMSA) eval qa --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) --group-by type \
@@ -263,8 +269,6 @@ default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 		--json $(DM)/eval/recon_prose.json --no-progress
 	$(GMSA) eval probe --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) \
 		--json $(DM)/eval/probe.json --no-progress
-	$(GMSA) eval qa --data docs/eval/independent_qa.jsonl --rates 4,8 --group-by type --methods $(INDEPENDENT_METHODS) \
-		--json $(DM)/eval/independent_qa.json --no-progress
-	$(GMSA) eval qa --data docs/eval/independent_qa_b.jsonl --rates 4,8 --group-by type --methods $(INDEPENDENT_METHODS) \
-		--json $(DM)/eval/independent_qa_b.json --no-progress
+	$(foreach set,$(INDEPENDENT_SETS),$(GMSA) eval qa --data docs/eval/$(set).jsonl --rates 4,8 --group-by type \
+		--methods $(INDEPENDENT_METHODS) --json $(DM)/eval/$(set).json --no-progress$(newline))
 	$(GMSA) eval curves --log $(DM_EVAL_LOG) --plot $(DM)/eval/curves.png

@@ -39,6 +39,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval probe",
         "eval qa",
         "eval qa",
+        "eval qa",
         "eval curves",
     ]
     trainings = [argv for argv in commands if argv[0] == "train"]
@@ -63,8 +64,8 @@ def test_synthetic_world_style_reaches_both_data_stages(tmp_path):
 def test_model_eval_includes_the_independently_written_questions(tmp_path):
     script = _dry_run(tmp_path, "default-model-eval").replace("\\\n", " ")
     independent = [line for line in script.splitlines() if "docs/eval/independent_qa" in line]
-    assert len(independent) == 2 and all("full_context_tuned" in line for line in independent)
-    for name in ("independent_qa", "independent_qa_b"):
+    assert len(independent) == 3 and all("full_context_tuned" in line for line in independent)
+    for name in ("independent_qa", "independent_qa_b", "independent_qa_c"):
         assert (ROOT / "docs" / "eval" / f"{name}.jsonl").is_file()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.synth import STYLES
 from .args import name_list
 
 
@@ -18,10 +19,11 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--distractors", type=int, default=2, help="unrelated passages per training question")
     synth.add_argument(
         "--style",
-        choices=["templated", "varied"],
+        choices=list(STYLES),
         default="templated",
         help="templated: the world every shipped model trained on; varied: other name shapes, open values, "
-        "pronouns and more question wordings",
+        "pronouns and more question wordings; real-names: the varied world with real names from Faker's locales "
+        "(the data extra)",
     )
     synth.set_defaults(func=_run_synth)
 

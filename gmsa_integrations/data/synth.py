@@ -9,6 +9,7 @@ parts never seen in training, so answers can only come from the context. ``gmsa 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -521,7 +522,7 @@ def _write(path: Path, rows: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
-STYLES = ("templated", "varied")
+STYLES = ("templated", "varied", "real-names")
 
 
 def generate(
@@ -537,13 +538,15 @@ def generate(
     ``distractors`` is the number of unrelated passages beside the gold ones in each training question
     (validation and test always have 2). ``style`` is ``templated`` (this module's world, which every
     shipped model up to v2.1 trained on) or ``varied`` (``synth_varied``: other name shapes, open values,
-    pronouns, more question wordings)."""
+    pronouns, more question wordings) or ``real-names`` (the varied world with names from Faker's locales)."""
     if style not in STYLES:
         raise ValueError(f"style must be one of {', '.join(STYLES)}, not {style!r}")
-    if style == "varied":
+    if style in ("varied", "real-names"):
         from . import synth_varied
 
-        build, questions, two_hop = synth_varied.build_world, synth_varied.QUESTIONS_VARIED, synth_varied.TWO_HOP_VARIED
+        name_source = "real" if style == "real-names" else "syllables"
+        build = functools.partial(synth_varied.build_world, name_source=name_source)
+        questions, two_hop = synth_varied.QUESTIONS_VARIED, synth_varied.TWO_HOP_VARIED
     else:
         build, questions, two_hop = build_world, QUESTIONS, TWO_HOP
     out = Path(out)

@@ -14,6 +14,13 @@ but varies what the model must copy rather than recall:
 - passages that name the subject first and then often use a pronoun, join two facts in one sentence, and
   drop the archival openers ("According to local records, ");
 - more question wordings.
+
+``name_source="real"`` (``gmsa data synth --style real-names``) takes the names of people, places and companies
+from Faker's locales instead: real first names, surnames and towns of some thirty languages and company
+forms with their legal suffixes (``Kjeldsen ApS``, ``Geisler Sp. z o.o.``), so that what the model learns to
+copy is the spelling of names people actually have. The test split's locales are disjoint from training's.
+Faker's lists change between its releases, so this style's output is reproducible for one Faker version
+(``constraints.txt`` pins it).
 """
 
 from __future__ import annotations
@@ -175,6 +182,9 @@ class VariedNames:
     def word(self) -> str:
         return self._unique(lambda: self._stem(1, 2).capitalize())
 
+    def country(self) -> str:
+        return self.word()
+
     def person(self) -> str:
         def make() -> str:
             first = (self._stem(1, 1) + self.rng.choice(FIRST_ENDINGS)).capitalize()
@@ -199,6 +209,91 @@ class VariedNames:
         return self._unique(make)
 
 
+# Latin-script locales; towns only from locales whose city lists are real towns, not composed ones
+# fmt: off
+PERSON_LOCALES = {
+    "train": [
+        "en_US", "en_GB", "en_IE", "en_IN", "en_NG", "de_DE", "de_AT", "fr_FR", "fr_CA", "es_ES", "es_MX", "es_AR",
+        "it_IT", "pt_PT", "nl_NL", "sv_SE", "no_NO", "fi_FI", "pl_PL", "cs_CZ", "hu_HU", "ro_RO", "tr_TR", "id_ID",
+        "az_AZ", "uz_UZ", "yo_NG", "zu_ZA", "sw", "lt_LT",
+    ],
+    "held_out": [
+        "da_DK", "de_CH", "nl_BE", "pt_BR", "es_CL", "es_CO", "hr_HR", "sk_SK", "sl_SI", "is_IS", "ga_IE", "lv_LV",
+        "et_EE", "ig_NG", "en_KE",
+    ],
+}
+PLACE_LOCALES = {
+    "train": [
+        "de_DE", "de_AT", "it_IT", "fi_FI", "sv_SE", "pl_PL", "cs_CZ", "hu_HU", "pt_PT", "es_ES", "es_AR", "en_IN",
+        "en_BD", "zu_ZA", "az_AZ", "ro_RO",
+    ],
+    "held_out": ["da_DK", "de_CH", "nl_BE", "hr_HR", "sk_SK", "sl_SI", "es_CL", "es_CO"],
+}
+# fmt: on
+
+
+class RealNames:
+    """Names from Faker's locales, with ``VariedNames``'s interface; ``held_out`` takes disjoint locales."""
+
+    def __init__(self, rng: random.Random, held_out: bool) -> None:
+        try:
+            from faker import Faker
+        except ImportError as err:  # an optional dependency: only this style needs it
+            raise ImportError(
+                "the real-names style needs Faker: pip install 'gmsa-integrations[data]' (or pip install faker)"
+            ) from err
+        split = "held_out" if held_out else "train"
+        self.rng = rng
+        self.used: set[str] = set()
+        self.fakers = {}
+        for locale in sorted({*PERSON_LOCALES[split], *PLACE_LOCALES[split]}):
+            fake = Faker(locale)
+            fake.seed_instance(rng.randrange(2**31))
+            self.fakers[locale] = fake
+        self.person_locales, self.place_locales = PERSON_LOCALES[split], PLACE_LOCALES[split]
+        self.english = Faker("en_US")  # country names as an English text spells them
+        self.english.seed_instance(rng.randrange(2**31))
+
+    def _fake(self, locales: list[str]):
+        return self.fakers[self.rng.choice(locales)]
+
+    def _unique(self, make) -> str:
+        for _ in range(1000):
+            name = " ".join(make().split())
+            if len(name.replace(" ", "")) >= 3 and name not in self.used:
+                self.used.add(name)
+                return name
+        raise RuntimeError("name space exhausted; generate a smaller world")
+
+    def word(self) -> str:
+        return self._unique(lambda: self._fake(self.person_locales).last_name())
+
+    def country(self) -> str:
+        return self._unique(self.english.country)
+
+    def person(self) -> str:
+        def make() -> str:
+            fake = self._fake(self.person_locales)
+            return f"{fake.first_name()} {fake.last_name()}"
+
+        return self._unique(make)
+
+    def place(self) -> str:
+        return self._unique(lambda: self._fake(self.place_locales).city())
+
+    def org(self, industry: str) -> str:
+        def make() -> str:
+            fake = self._fake(self.person_locales)
+            roll = self.rng.random()
+            if roll < 0.4:
+                return f"{fake.last_name()} {self.rng.choice(INDUSTRIES[industry])}"
+            if roll < 0.6:
+                return f"{fake.last_name()} & {fake.last_name()}"
+            return fake.company()
+
+        return self._unique(make)
+
+
 def _rounded(number: int, step: int) -> int:
     return number // step * step
 
@@ -213,11 +308,16 @@ def _field(rng: random.Random) -> str:
     return f"{rng.choice(SUBJECT_QUALIFIERS)} {rng.choice(SUBJECTS)}".strip()
 
 
-def build_world(seed: int, *, held_out: bool, people: int = 120, orgs: int = 40, places: int = 30) -> World:
-    """Same entities, facts and links as ``synth.build_world``, in the varied style."""
-    rng = random.Random(f"varied:{seed}")
-    names = VariedNames(rng, held_out)
-    countries = [names.word() for _ in range(max(3, places // 5))]
+def build_world(
+    seed: int, *, held_out: bool, people: int = 120, orgs: int = 40, places: int = 30, name_source: str = "syllables"
+) -> World:
+    """Same entities, facts and links as ``synth.build_world``, in the varied style; ``name_source`` is
+    ``syllables`` (``VariedNames``) or ``real`` (``RealNames``, Faker's locales)."""
+    if name_source not in ("syllables", "real"):
+        raise ValueError(f"name_source must be 'syllables' or 'real', not {name_source!r}")
+    rng = random.Random(f"varied:{seed}" if name_source == "syllables" else f"real:{seed}")
+    names = VariedNames(rng, held_out) if name_source == "syllables" else RealNames(rng, held_out)
+    countries = [names.country() for _ in range(max(3, places // 5))]
     place_list = []
     for _ in range(places):
         facts = {

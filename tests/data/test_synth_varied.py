@@ -1,5 +1,6 @@
 import json
 import re
+import sys
 
 import pytest
 
@@ -52,3 +53,33 @@ def test_varied_test_split_uses_held_out_name_parts():
 def test_unknown_style_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="style must be one of templated, varied"):
         generate(tmp_path, style="fancy")
+
+
+def test_real_names_world_is_deterministic_and_states_every_answer(tmp_path):
+    generate(tmp_path / "a", seed=2, train_worlds=1, scale=0.2, style="real-names")
+    generate(tmp_path / "b", seed=2, train_worlds=1, scale=0.2, style="real-names")
+    for name in ("ae_train", "qa_train", "qa_test"):
+        assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
+    for row in _rows(tmp_path / "a" / "qa_test.jsonl"):
+        assert any(row["answers"][0] in p for p in row["passages"]), row["question"]
+    # the syllable world's names are ASCII; real names of other languages are not always
+    text = (tmp_path / "a" / "ae_train.jsonl").read_text(encoding="utf-8")
+    assert re.search(r"[^\x00-\x7f]", json.loads(text.splitlines()[0])["text"] + text)
+
+
+def test_real_names_test_split_draws_on_other_languages():
+    def surnames(world):
+        return {p.name.split()[-1] for p in world.people}
+
+    train_a = surnames(build_world(1, held_out=False, people=60, orgs=5, places=5, name_source="real"))
+    train_b = surnames(build_world(2, held_out=False, people=60, orgs=5, places=5, name_source="real"))
+    test = surnames(build_world(3, held_out=True, people=60, orgs=5, places=5, name_source="real"))
+    assert len(test & (train_a | train_b)) < len(train_a & train_b)
+
+
+def test_real_names_without_faker_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faker", None)
+    with pytest.raises(ImportError, match=r"pip install 'gmsa-integrations\[data\]'"):
+        build_world(1, held_out=False, name_source="real")
+    with pytest.raises(ValueError, match="name_source must be"):
+        build_world(1, held_out=False, name_source="klingon")
