@@ -150,6 +150,8 @@ DM_E2E_LR := 5e-4
 # the stage's training rows, comma-separated (v0.5-v0.7: QA and synthetic restatements; a run may add
 # $(DM)/prose/prose_train.jsonl, the standard library's prose, so that restating prose is not forgotten)
 DM_E2E_DATA = $(DM)/data/qa_train.jsonl,$(DM)/data_ae/ae_train.jsonl
+# the rows the stage logs BLEU and EM on (not trained on); another stage's file keeps curves comparable
+DM_E2E_VAL = $(DM)/val_restate.jsonl
 comma := ,
 define newline
 
@@ -160,11 +162,11 @@ default-model-e2e:
 		DM_AE_WORLDS=40
 	$(GMSA) export --model $(DM_E2E)/e2e --out $(DM_EXPORT) --dtype float16
 $(DM)/e2e/gmsa_weights.safetensors: $(DM)/from/gmsa_config.json $(subst $(comma), ,$(DM_E2E_DATA)) \
-		$(DM)/val_restate.jsonl
+		$(DM_E2E_VAL)
 	$(GMSA) train ae --init $(DM)/from --ae-decoder lora --keft-lora-r 16 --keft-lora-alpha 32 \
 		--data $(DM_E2E_DATA) --output-dir $(DM)/e2e --rates 4,8 \
 		--learning-rate $(DM_E2E_LR) --warmup-steps 20 --max-steps $(DM_E2E_STEPS) --save-steps 50 --save-total-limit 4 \
-		--val-data $(DM)/val_restate.jsonl --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
+		--val-data $(DM_E2E_VAL) --val-every 200 --val-samples 36 --seed $(DM_E2E_SEED) $(COMMON)
 
 # v1.9's and v2.1's last stage: the KEFT stage below on a model trained elsewhere (DM_KEFT_INIT, an output
 # directory or a commit, copied to $(DM_KEFT)/from), with QA rows of worlds no stage has read. v1.9 is

@@ -146,6 +146,18 @@ def test_cpu_continuation_takes_its_training_rows_from_the_command_line(tmp_path
     assert "data prose" in [" ".join(argv[:2]) for argv in commands]
     train = next(argv for argv in commands if argv[:2] == ["train", "ae"])
     assert train[train.index("--data") + 1] == rows
+    assert train[train.index("--val-data") + 1] == f"{dm}/val_restate.jsonl"  # built from the stage's own data
+
+
+def test_cpu_continuation_logs_validation_on_another_stages_rows(tmp_path):
+    dm, val = tmp_path / "dm", tmp_path / "earlier" / "val_restate.jsonl"
+    val.parent.mkdir()
+    val.write_text('{"text": "x"}\n')
+    command = ["make", "-n", "default-model-e2e", f"DM_E2E={dm}", f"DM_E2E_VAL={val}", "DM_SETUP=", "PY=python"]
+    script = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    train = next(shlex.split(line)[3:] for line in script.splitlines() if " train ae " in line)
+    assert train[train.index("--val-data") + 1] == str(val)
+    assert f"> {dm}/val_restate.jsonl" not in script  # the file is used as it is, not rebuilt from new data
 
 
 def test_continuation_starts_from_a_commit_or_from_an_exported_directory(tmp_path):
