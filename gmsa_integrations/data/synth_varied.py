@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from collections.abc import Callable
 
 from .synth import (
     MONTHS,
@@ -157,7 +158,23 @@ TWO_HOP_VARIED: dict[str, list[str]] = {
 }
 
 
-class VariedNames:
+class _UniqueNames:
+    """What both name sources share: the world's random source and no name given twice."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def _unique(self, make: Callable[[], str]) -> str:
+        for _ in range(1000):
+            name = " ".join(make().split())  # a Faker form may carry doubled spaces
+            if len(name.replace(" ", "")) >= 3 and name not in self.used:
+                self.used.add(name)
+                return name
+        raise RuntimeError("name space exhausted; generate a smaller world")
+
+
+class VariedNames(_UniqueNames):
     """Names of several shapes from syllable parts; ``held_out`` takes a disjoint fifth of the parts."""
 
     def __init__(self, rng: random.Random, held_out: bool) -> None:
@@ -165,19 +182,10 @@ class VariedNames:
         pool = random.Random(4321).sample(parts, len(parts))  # fixed split, independent of the seed
         cut = len(pool) * 4 // 5
         self.parts = pool[cut:] if held_out else pool[:cut]
-        self.rng = rng
-        self.used: set[str] = set()
+        super().__init__(rng)
 
     def _stem(self, low: int, high: int) -> str:
         return "".join(self.rng.choice(self.parts) for _ in range(self.rng.randint(low, high)))
-
-    def _unique(self, make) -> str:
-        for _ in range(1000):
-            name = make()
-            if len(name.replace(" ", "")) >= 3 and name not in self.used:
-                self.used.add(name)
-                return name
-        raise RuntimeError("name space exhausted; generate a smaller world")
 
     def word(self) -> str:
         return self._unique(lambda: self._stem(1, 2).capitalize())
@@ -232,7 +240,7 @@ PLACE_LOCALES = {
 # fmt: on
 
 
-class RealNames:
+class RealNames(_UniqueNames):
     """Names from Faker's locales, with ``VariedNames``'s interface; ``held_out`` takes disjoint locales."""
 
     def __init__(self, rng: random.Random, held_out: bool) -> None:
@@ -243,8 +251,7 @@ class RealNames:
                 "the real-names style needs Faker: pip install 'gmsa-integrations[data]' (or pip install faker)"
             ) from err
         split = "held_out" if held_out else "train"
-        self.rng = rng
-        self.used: set[str] = set()
+        super().__init__(rng)
         self.fakers = {}
         for locale in sorted({*PERSON_LOCALES[split], *PLACE_LOCALES[split]}):
             fake = Faker(locale)
@@ -256,14 +263,6 @@ class RealNames:
 
     def _fake(self, locales: list[str]):
         return self.fakers[self.rng.choice(locales)]
-
-    def _unique(self, make) -> str:
-        for _ in range(1000):
-            name = " ".join(make().split())
-            if len(name.replace(" ", "")) >= 3 and name not in self.used:
-                self.used.add(name)
-                return name
-        raise RuntimeError("name space exhausted; generate a smaller world")
 
     def word(self) -> str:
         return self._unique(lambda: self._fake(self.person_locales).last_name())
