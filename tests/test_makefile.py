@@ -64,8 +64,8 @@ def test_synthetic_world_style_reaches_both_data_stages(tmp_path):
 def test_model_eval_includes_the_independently_written_questions(tmp_path):
     script = _dry_run(tmp_path, "default-model-eval").replace("\\\n", " ")
     independent = [line for line in script.splitlines() if "docs/eval/independent_qa" in line]
-    assert len(independent) == 3 and all("full_context_tuned" in line for line in independent)
-    for name in ("independent_qa", "independent_qa_b", "independent_qa_c"):
+    assert len(independent) == 4 and all("full_context_tuned" in line for line in independent)
+    for name in ("independent_qa", "independent_qa_b", "independent_qa_c", "independent_qa_d"):
         assert (ROOT / "docs" / "eval" / f"{name}.jsonl").is_file()
 
 
