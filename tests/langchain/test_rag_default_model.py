@@ -59,7 +59,7 @@ def test_the_fair_baseline_reads_the_retrieved_passages_through_the_chain(
 @pytest.mark.xfail(
     strict=True,
     reason="known gap: the default model's soft tokens carry some exact facts, far from all (on the demo's 30 "
-    "questions GMSA's EM is well below the fair tuned baseline's, which reads the text; the model card has the figures)",
+    "questions GMSA's EM is well below the fair tuned baseline's, which reads the text; the card has the figures)",
 )
 def test_compressed_chain_answers_as_well_as_the_fair_baseline(
     default_engine, retriever, held_out_questions, tuned_answers
