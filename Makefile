@@ -135,7 +135,7 @@ $(DM)/ae/checkpoint-%/gmsa_weights.safetensors: $(DM)/ae/gmsa_weights.safetensor
 # (DM_E2E_SEED) at peak lr 3e-4 (v1.7 2e-4, v1.8 to v2.0 1.5e-4), with prose in the rows from v0.8 on; v1.9
 # then took a 300-step KEFT of its decoder LoRA on newer QA worlds, and v2.0 weighed each sample alike
 # (DM_LOSS_PER=sample); v2.2 is this stage from v2.1 on real-names rows (`--style real-names`) mixed with templated
-# QA and prose. The model card has v2.0's to v2.2's commands, docs/default_model_history.md every earlier one. To continue the shipped model (a directory works as DM_E2E_FROM):
+# QA and prose, and v2.3 the same from v2.2 on new real-names worlds. The model card has v2.0's to v2.3's commands, docs/default_model_history.md every earlier one. To continue the shipped model (a directory works as DM_E2E_FROM):
 # `make default-model-e2e DM_E2E=build/dmN DM_E2E_FROM=gmsa_integrations/default_model DM_E2E_SEED=<new>
 # DM_E2E_LR=3e-4 DM_E2E_STEPS=800 DM_E2E_DATA=<rows>`, where <rows> is build/dmN/data/qa_train.jsonl,
 # build/dmN/data_ae/ae_train.jsonl,build/dmN/prose/prose_train.jsonl (command-line variables reach the sub-make).
