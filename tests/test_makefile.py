@@ -37,6 +37,7 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval recon",
         "eval recon",
         "eval probe",
+        "eval qa",  # the four hand-written sets, A to D
         "eval qa",
         "eval qa",
         "eval qa",
