@@ -260,8 +260,9 @@ $(CMP)/%/gmsa_weights.safetensors: $(DM)/data_ae/ae_train.jsonl $(DM)/prose/pros
 # it needs.
 # questions written by hand outside the generator, in other styles (set A before `--style varied` existed,
 # set B after it and before any model trained on it was measured, set C after `--style real-names` and before
-# any model trained on it was measured, set D after v2.2 and before its successor was measured)
-INDEPENDENT_SETS := independent_qa independent_qa_b independent_qa_c independent_qa_d
+# any model trained on it was measured, set D after v2.2 and before its successor was measured, set E after
+# v2.3 and before its successor was measured)
+INDEPENDENT_SETS := independent_qa independent_qa_b independent_qa_c independent_qa_d independent_qa_e
 INDEPENDENT_METHODS := gmsa,full_context,full_context_tuned,truncate,no_context
 default-model-eval: $(DM)/data/qa_train.jsonl $(DM)/prose/prose_train.jsonl
 	$(GMSA) eval qa --data $(DM)/data/qa_test.jsonl --rates 4,8 --limit $(DM_EVAL_LIMIT) --group-by type \

@@ -37,7 +37,8 @@ def test_recipe_runs_every_stage_in_dependency_order_with_valid_flags(tmp_path):
         "eval recon",
         "eval recon",
         "eval probe",
-        "eval qa",  # the four hand-written sets, A to D
+        "eval qa",  # the five hand-written sets, A to E
+        "eval qa",
         "eval qa",
         "eval qa",
         "eval qa",
@@ -65,8 +66,8 @@ def test_synthetic_world_style_reaches_both_data_stages(tmp_path):
 def test_model_eval_includes_the_independently_written_questions(tmp_path):
     script = _dry_run(tmp_path, "default-model-eval").replace("\\\n", " ")
     independent = [line for line in script.splitlines() if "docs/eval/independent_qa" in line]
-    assert len(independent) == 4 and all("full_context_tuned" in line for line in independent)
-    for name in ("independent_qa", "independent_qa_b", "independent_qa_c", "independent_qa_d"):
+    assert len(independent) == 5 and all("full_context_tuned" in line for line in independent)
+    for name in ("independent_qa", "independent_qa_b", "independent_qa_c", "independent_qa_d", "independent_qa_e"):
         assert (ROOT / "docs" / "eval" / f"{name}.jsonl").is_file()
 
 

@@ -9,7 +9,7 @@ from gmsa_integrations.training import read_rows
 EVAL = Path(__file__).resolve().parents[2] / "docs" / "eval"
 
 
-@pytest.mark.parametrize("name", ["independent_qa", "independent_qa_b", "independent_qa_c", "independent_qa_d"])
+@pytest.mark.parametrize("name", sorted(path.stem for path in EVAL.glob("independent_qa*.jsonl")))
 def test_independent_questions_are_qa_rows_answerable_from_their_passages(name):
     rows = read_rows(EVAL / f"{name}.jsonl", "qa")
     assert len(rows) >= 40
